@@ -1,0 +1,118 @@
+"""What every command group shares: the database option, --format, errors."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from ..errors import LoyaltyError
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: table (default), json or csv.")]
+AtOpt = Annotated[Optional[str], typer.Option("--at", help="When it takes effect (ISO-8601; no zone = UTC). Default: now.")]
+AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Show the state as it stood at this moment (ISO-8601). Default: now.")]
+TxnOpt = Annotated[Optional[str], typer.Option("--txn", help="Idempotency key: repeating the command with the same key records nothing new.")]
+
+
+def _complete_programs(incomplete: str) -> list[str]:
+    return _complete("SELECT code FROM programs ORDER BY code", incomplete)
+
+
+def _complete_rewards(ctx: click.Context, incomplete: str) -> list[str]:
+    return _complete("SELECT DISTINCT definition FROM program_versions", incomplete, rewards=True)
+
+
+def _complete(sql: str, incomplete: str, rewards: bool = False) -> list[str]:
+    """Dynamic completion from the current database; silent on any problem."""
+    try:
+        import json
+        import os
+        import sqlite3
+
+        from ..ledger.db import resolve_path
+
+        path = resolve_path(None)
+        if not os.path.exists(path):
+            return []
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            values = [r[0] for r in conn.execute(sql)]
+        finally:
+            conn.close()
+        if rewards:
+            values = sorted({r["code"] for v in values for r in json.loads(v).get("rewards") or []})
+        return [v for v in values if v.startswith(incomplete)]
+    except Exception:
+        return []
+
+
+ProgramOpt = Annotated[
+    Optional[str],
+    typer.Option("--program", "-p", help="Program code; may be omitted when the member is in one program.",
+                 autocompletion=_complete_programs),
+]
+RewardOpt = Annotated[Optional[str], typer.Option("--reward", help="Reward code from the program's catalogue.",
+                                                  autocompletion=_complete_rewards)]
+
+
+class UserError(click.ClickException):
+    """A LoyaltyError on its way out: `Error: message` on stderr, exit code 1."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.exit_code = code
+
+
+class Group(TyperGroup):
+    """Turns the service layer's typed errors into one-line messages."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LoyaltyError as exc:
+            raise UserError(exc.message, exc.exit_code) from None
+
+
+class State:
+    def __init__(self, db_path: str | None):
+        self.db_flag = db_path
+        self._db = None
+
+    @property
+    def path(self) -> str:
+        from ..ledger.db import resolve_path
+
+        return resolve_path(self.db_flag)
+
+    def db(self, create: bool = False):
+        if self._db is None:
+            from ..ledger.db import open_db
+
+            self._db = open_db(self.path, create=create)
+        return self._db
+
+
+def state(ctx: typer.Context) -> State:
+    return ctx.find_root().obj
+
+
+def db(ctx: typer.Context, create: bool = False):
+    return state(ctx).db(create)
+
+
+def default_program(value: str | None) -> str | None:
+    if value:
+        return value
+    from ..config import default_program as configured
+
+    return configured()

@@ -1,0 +1,123 @@
+"""Members: enroll, show, list, history."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from .common import AsOfOpt, AtOpt, Format, FormatOpt, ProgramOpt, db, default_program
+
+PANEL = "Members"
+member_app = typer.Typer(help="Enroll, show and list members.", no_args_is_help=True)
+
+SHOW_FIELDS = ["member_id", "name", "email", "program", "as_of", "joined_at", "tags", "balance", "value", "currency",
+               "tier", "qualifying", "to_next_tier", "expiring_30d", "next_expiry", "lifetime_earned", "redeemed",
+               "clawed_back", "adjusted", "expired", "last_activity"]
+
+
+@member_app.command("enroll")
+def enroll(
+    ctx: typer.Context,
+    member_id: Annotated[str, typer.Argument(help="Member id (your CRM's customer id).")],
+    program: ProgramOpt = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Member's name.")] = None,
+    email: Annotated[Optional[str], typer.Option("--email", help="Member's email.")] = None,
+    tag: Annotated[Optional[List[str]], typer.Option("--tag", help="A tag rules can match (repeatable), e.g. card_member.")] = None,
+    referred_by: Annotated[Optional[str], typer.Option("--referred-by", help="Member who referred this one (referral rewards).")] = None,
+    account: Annotated[Optional[str], typer.Option("--account", help="B2B customer account the member belongs to.")] = None,
+    at: AtOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Enroll a member in a program.
+
+    Example: loyaltyctl member enroll M00001 --program coffee --name "Ada" --tag card_member
+    """
+    from .. import render, service
+    from ..errors import InputError
+
+    code = default_program(program)
+    if not code:
+        raise InputError("--program is required to enroll a member")
+    result = service.enroll(db(ctx), member_id, code, name=name, email=email, tags=tag or [],
+                            referred_by=referred_by, account=account, at=at)
+    if fmt is Format.table:
+        line = f"enrolled {result['member_id']} in {result['program']}"
+        if result["tier"]:
+            line += f" at {result['tier']}"
+        for credit in result["referral_credits"]:
+            line += f"; {credit['role']} {credit['member_id']} +{credit['points']}"
+        print(line)
+    else:
+        render.record(result, fmt=fmt.value)
+
+
+@member_app.command("show")
+def show(
+    ctx: typer.Context,
+    member_id: Annotated[str, typer.Argument(help="Member id.")],
+    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")] = None,
+    as_of: AsOfOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Balance, tier, progress to the next tier, expiring points and lifetime counters.
+
+    Example: loyaltyctl member show M00001 --as-of 2026-01-01
+    """
+    from .. import render, service
+
+    states = service.member_show(db(ctx), member_id, program, as_of)
+    if fmt is Format.json:
+        render.record(states[0], fmt="json", fields=SHOW_FIELDS) if len(states) == 1 else render.records(
+            [{k: s[k] for k in SHOW_FIELDS} for s in states], fmt="json")
+    else:
+        for s in states:
+            s["title"] = f"{s['member_id']} in {s['program']}"
+        render.records(states, fmt=fmt.value, title_key="title", fields=SHOW_FIELDS)
+
+
+@member_app.command("list")
+def list_(
+    ctx: typer.Context,
+    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")] = None,
+    tier: Annotated[Optional[str], typer.Option("--tier", help="Only members in this tier.")] = None,
+    as_of: AsOfOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """List members with their program, tier and balance.
+
+    Example: loyaltyctl member list --program coffee --tier Gold
+    """
+    from .. import render, service
+
+    rows = service.member_list(db(ctx), program, tier, as_of)
+    render.table(rows, ["member_id", "name", "program", "tier", "balance", "joined_at"], fmt=fmt.value,
+                 numeric=["balance"], title="Members", empty="no members")
+
+
+def history(
+    ctx: typer.Context,
+    member_id: Annotated[str, typer.Argument(help="Member id.")],
+    program: ProgramOpt = None,
+    as_of: AsOfOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Every ledger entry and tier change of a member, with the rule, version and lots behind it.
+
+    Example: loyaltyctl history M00001
+    """
+    from .. import render, service
+
+    rows = service.history(db(ctx), member_id, default_program(program), as_of)
+    columns = ["effective_at", "txn_id", "kind", "rule", "amount", "points", "running_total", "program_version",
+               "lot", "lot_expires_at", "why"]
+    if fmt is not Format.table:
+        columns.append("recorded_at")
+    render.table(rows, columns, fmt=fmt.value, numeric=["amount", "points", "running_total"],
+                 title=f"History of {member_id}", headers={"running_total": "total", "program_version": "ver"},
+                 empty="no entries")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(member_app, name="member", rich_help_panel=PANEL)
+    app.command("history", rich_help_panel=PANEL)(history)

@@ -1,0 +1,120 @@
+"""Transactions: earn, redeem, refund, adjust."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .common import AtOpt, Format, FormatOpt, ProgramOpt, RewardOpt, TxnOpt, db, default_program
+
+PANEL = "Transactions"
+RESULT_FIELDS = ["status", "txn_id", "member_id", "program", "kind", "rule", "amount", "points",
+                 "effective_at", "balance", "tier", "upgraded_to"]
+
+
+def _show(result: dict, fmt: Format) -> None:
+    from .. import render
+
+    if fmt is Format.table:
+        verb = "already recorded" if result["status"] == "duplicate" else "recorded"
+        line = (f"{result['txn_id']} {verb}: {result['points']:+d} points for {result['member_id']} "
+                f"({result['program']}); balance {result['balance']}")
+        if result.get("tier"):
+            line += f", tier {result['tier']}"
+        if result.get("upgraded_to"):
+            line += f" (upgraded to {result['upgraded_to']})"
+        print(line)
+    else:
+        render.record(result, fmt=fmt.value, fields=[f for f in RESULT_FIELDS if f in result])
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel=PANEL)
+    def earn(
+        ctx: typer.Context,
+        member_id: Annotated[str, typer.Argument(help="Member id.")],
+        amount: Annotated[Optional[str], typer.Option("--amount", help="Purchase amount (exact decimal).")] = None,
+        event: Annotated[Optional[str], typer.Option("--event", help="Engagement action named in the program.")] = None,
+        partner: Annotated[Optional[str], typer.Option("--partner", help="Purchase made at this partner.")] = None,
+        program: ProgramOpt = None,
+        txn: TxnOpt = None,
+        at: AtOpt = None,
+        fmt: FormatOpt = Format.table,
+    ):
+        """Credit points for a purchase (--amount) or an engagement action (--event).
+
+        Example: loyaltyctl earn M00001 --amount 23.45 --txn POS-1001
+        """
+        from .. import service
+        from ..values import parse_amount
+
+        value = parse_amount(amount) if amount is not None else None
+        _show(service.earn(db(ctx), member_id, program_code=default_program(program), amount=value,
+                           partner=partner, event=event, txn=txn, at=at), fmt)
+
+    @app.command(rich_help_panel=PANEL)
+    def redeem(
+        ctx: typer.Context,
+        member_id: Annotated[str, typer.Argument(help="Member id.")],
+        points: Annotated[Optional[str], typer.Option("--points", help="Points to redeem.")] = None,
+        reward: RewardOpt = None,
+        program: ProgramOpt = None,
+        txn: TxnOpt = None,
+        at: AtOpt = None,
+        fmt: FormatOpt = Format.table,
+    ):
+        """Spend points on a reward or a number of points; refused if the balance is short.
+
+        Example: loyaltyctl redeem M00001 --reward free_coffee
+        """
+        from .. import service
+        from ..values import parse_points
+
+        n = parse_points(points) if points is not None else None
+        _show(service.redeem(db(ctx), member_id, program_code=default_program(program), points=n,
+                             reward=reward, txn=txn, at=at), fmt)
+
+    @app.command(rich_help_panel=PANEL)
+    def refund(
+        ctx: typer.Context,
+        ref_txn: Annotated[str, typer.Argument(metavar="TXN_ID", help="The purchase or redemption to refund.")],
+        amount: Annotated[Optional[str], typer.Option("--amount", help="Part of the purchase refunded (default: all that is left).")] = None,
+        txn: TxnOpt = None,
+        at: AtOpt = None,
+        fmt: FormatOpt = Format.table,
+    ):
+        """Claw back a purchase's points, or cancel a redemption.
+
+        A purchase nets what its remaining amount would earn at the same rate; a
+        claw-back may leave the member owing points. A cancelled redemption puts its
+        points back in the lots they came from, unless those lots have expired.
+
+        Example: loyaltyctl refund POS-1001 --amount 10.00
+        """
+        from .. import service
+        from ..values import parse_amount
+
+        value = parse_amount(amount) if amount is not None else None
+        _show(service.refund(db(ctx), ref_txn, amount=value, txn=txn, at=at), fmt)
+
+    @app.command(rich_help_panel=PANEL)
+    def adjust(
+        ctx: typer.Context,
+        member_id: Annotated[str, typer.Argument(help="Member id.")],
+        points: Annotated[str, typer.Option("--points", help="Points to add (negative to remove).")],
+        reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
+        program: ProgramOpt = None,
+        txn: TxnOpt = None,
+        at: AtOpt = None,
+        fmt: FormatOpt = Format.table,
+    ):
+        """Add or remove points by hand, with a reason (goodwill, corrections).
+
+        Example: loyaltyctl adjust M00001 --points -- -50 --reason "double scan"
+        """
+        from .. import service
+        from ..values import parse_points
+
+        _show(service.adjust(db(ctx), member_id, points=parse_points(points, allow_negative=True), reason=reason,
+                             program_code=default_program(program), txn=txn, at=at), fmt)

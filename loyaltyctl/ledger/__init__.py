@@ -1,0 +1,1 @@
+"""Storage: the SQLite connection, schema migrations, and every SQL statement."""

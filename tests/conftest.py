@@ -1,0 +1,69 @@
+"""Shared fixtures: every test gets its own database through LOYALTYCTL_DB."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from loyaltyctl.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = ROOT / "loyaltyctl" / "programs"
+
+
+class Cli:
+    """Runs loyaltyctl in-process against one database file."""
+
+    def __init__(self, db: Path):
+        self.db = db
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, ok: bool | None = True, input: str | None = None):
+        result = self.runner.invoke(app, ["--db", str(self.db), *map(str, args)], input=input)
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        if ok is True:
+            assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
+        elif ok is False:
+            assert result.exit_code != 0, f"{args} unexpectedly succeeded:\n{result.stdout}"
+        return result
+
+    def json(self, *args: str):
+        return json.loads(self(*args, "--format", "json").stdout)
+
+    def fail(self, *args: str) -> str:
+        """Run a command that must fail with one line on stderr and no traceback; return that line."""
+        result = self(*args, ok=False)
+        assert result.exit_code == 1, f"{args}: exit {result.exit_code}: {result.stderr}"
+        err = result.stderr.strip()
+        assert err.startswith("Error: "), err
+        assert "Traceback" not in err and len(err.splitlines()) == 1, err
+        return err
+
+    def dump(self) -> str:
+        """The whole database as SQL text, to prove a failed command wrote nothing."""
+        conn = sqlite3.connect(self.db)
+        try:
+            return "\n".join(conn.iterdump())
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch) -> Cli:
+    monkeypatch.delenv("LOYALTYCTL_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    c = Cli(tmp_path / "test.db")
+    c("init")
+    return c
+
+
+@pytest.fixture
+def coffee(cli) -> Cli:
+    """A database with every example program applied."""
+    cli("program", "apply", str(PROGRAMS))
+    return cli
