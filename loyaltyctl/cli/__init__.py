@@ -44,12 +44,14 @@ def root(
     ctx.obj = State(db)
 
 
-from . import admin, members, programs, transactions  # noqa: E402  (register commands)
+from . import admin, jobs, members, programs, reports, transactions  # noqa: E402  (register commands)
 
-admin.register(app)
-programs.register(app)
 members.register(app)
 transactions.register(app)
+programs.register(app)
+jobs.register(app)
+reports.register(app)
+admin.register(app)
 
 
 def main() -> None:

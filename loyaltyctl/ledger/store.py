@@ -244,17 +244,26 @@ def tier_at(db: Database, enrollment_id: int, t: str):
     )
 
 
+def qualifying_sql(basis: str, scope: str = "") -> str:
+    """SELECT enrollment_id, total: spend (amount_e4) or points earned by entries in the
+    window (:start, :t], each net of its refunds recorded up to :t. `scope` narrows
+    the enrollments (an SQL condition on p)."""
+    value, refund = ("amount_e4", "amount_e4") if basis == "spend" else ("points", "points")
+    kinds = "p.rule_kind = 'spend'" if basis == "spend" else "p.rule_kind IN ('spend', 'partner', 'event', 'referral')"
+    return f"""SELECT p.enrollment_id,
+                      SUM(p.{value} + COALESCE((SELECT SUM(r.{refund}) FROM entries r
+                                                WHERE r.ref_entry_id = p.id AND r.kind = 'refund'
+                                                  AND r.effective_at <= :t), 0)) AS total
+               FROM entries p
+               WHERE p.kind = 'earn' AND {kinds} AND p.effective_at > :start AND p.effective_at <= :t
+                 {('AND ' + scope) if scope else ''}
+               GROUP BY p.enrollment_id"""
+
+
 def qualifying_total(db: Database, enrollment_id: int, basis: str, start: str, t: str) -> int:
-    """Spend (amount_e4) or points earned in the window (start, t]."""
-    if basis == "spend":
-        sql = """SELECT COALESCE(SUM(amount_e4), 0) FROM entries
-                 WHERE enrollment_id = ? AND rule_kind = 'spend' AND effective_at > ? AND effective_at <= ?"""
-    else:
-        sql = """SELECT COALESCE(SUM(points), 0) FROM entries
-                 WHERE enrollment_id = ? AND kind IN ('earn', 'refund')
-                   AND rule_kind IN ('spend', 'partner', 'event', 'referral')
-                   AND effective_at > ? AND effective_at <= ?"""
-    return db.scalar(sql, (enrollment_id, start, t))
+    """Spend (amount_e4) or points earned in the window (start, t], net of refunds."""
+    row = db.one(qualifying_sql(basis, "p.enrollment_id = :e"), {"e": enrollment_id, "start": start, "t": t})
+    return row["total"] if row else 0
 
 
 def insert_tier_change(db: Database, enrollment_id, tier, previous, source, reason, version_id, effective_at, at, until=None):

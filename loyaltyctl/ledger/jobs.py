@@ -1,0 +1,144 @@
+"""SQL of the scheduled jobs: set-based expiry and tier review."""
+
+from __future__ import annotations
+
+from .db import Database
+from .store import qualifying_sql
+
+
+def _scope(program: str | None) -> tuple[str, dict]:
+    if program:
+        return " AND l.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)", {"program": program}
+    return "", {}
+
+
+def due_lots(db: Database, as_of: str, program: str | None) -> None:
+    """Collect the lots due to expire at `as_of` into the temp table _due."""
+    scope, params = _scope(program)
+    db.execute("DROP TABLE IF EXISTS temp._due")
+    db.execute(
+        f"""CREATE TEMP TABLE _due AS
+            SELECT l.id AS lot_id, l.enrollment_id, l.remaining AS points, l.expires_at, l.earned_at
+            FROM lots l
+            WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= :as_of{scope}""",
+        {"as_of": as_of, **params},
+    )
+
+
+def due_summary(db: Database) -> list:
+    return db.all(
+        """SELECT e.member_id, e.program_code, count(*) AS lots, SUM(d.points) AS points,
+                  MIN(d.expires_at) AS first_expiry, MAX(d.expires_at) AS last_expiry
+           FROM _due d JOIN enrollments e ON e.id = d.enrollment_id
+           GROUP BY e.member_id, e.program_code ORDER BY e.program_code, e.member_id"""
+    )
+
+
+def record_due(db: Database, recorded_at: str) -> None:
+    """One expiry entry per due lot, effective at the lot's expiry time, with its lot move."""
+    db.execute(
+        """INSERT INTO entries (txn_id, enrollment_id, kind, rule_kind, program_version_id, points, uncovered,
+                                reason, effective_at, recorded_at)
+           SELECT 'expire-' || d.lot_id, d.enrollment_id, 'expire', 'expiry', v.id, -d.points, 0,
+                  'lot ' || d.lot_id || ' earned ' || d.earned_at, d.expires_at, :at
+           FROM _due d
+           JOIN enrollments e ON e.id = d.enrollment_id
+           JOIN programs p ON p.code = e.program_code
+           JOIN program_versions v ON v.program_code = p.code AND v.version = p.current_version""",
+        {"at": recorded_at},
+    )
+    db.execute(
+        """INSERT INTO lot_moves (lot_id, entry_id, points, effective_at)
+           SELECT d.lot_id, en.id, -d.points, d.expires_at
+           FROM _due d JOIN entries en ON en.txn_id = 'expire-' || d.lot_id"""
+    )
+    db.execute(
+        """UPDATE enrollments SET points_total = points_total -
+               (SELECT SUM(d.points) FROM _due d WHERE d.enrollment_id = enrollments.id)
+           WHERE id IN (SELECT enrollment_id FROM _due)"""
+    )
+    db.execute("UPDATE lots SET remaining = 0 WHERE id IN (SELECT lot_id FROM _due)")
+    db.execute("DROP TABLE temp._due")
+
+
+def review_rows(db: Database, program: str, start: str, as_of: str, basis: str) -> list:
+    """Per enrollment of a program: qualifying total in (start, as_of], tier at as_of,
+    the manual floor in force, and when the tier was last set."""
+    q = qualifying_sql(basis, "p.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)")
+    return db.all(
+        f"""WITH q AS ({q}), cur AS (
+                SELECT tc.enrollment_id AS eid, tc.tier, tc.effective_at FROM tier_changes tc
+                WHERE tc.id = (SELECT t2.id FROM tier_changes t2
+                               WHERE t2.enrollment_id = tc.enrollment_id AND t2.effective_at <= :t
+                               ORDER BY t2.effective_at DESC, t2.id DESC LIMIT 1)
+            ), floor AS (
+                SELECT tc.enrollment_id AS eid, tc.tier, tc.until FROM tier_changes tc
+                WHERE tc.id = (SELECT t2.id FROM tier_changes t2
+                               WHERE t2.enrollment_id = tc.enrollment_id AND t2.source = 'manual'
+                                 AND t2.effective_at <= :t
+                               ORDER BY t2.effective_at DESC, t2.id DESC LIMIT 1)
+                  AND (tc.until IS NULL OR tc.until > :t)
+            )
+            SELECT e.id, e.member_id, COALESCE(q.total, 0) AS total, cur.tier, cur.effective_at AS tier_since,
+                   floor.tier AS floor_tier
+            FROM enrollments e
+            LEFT JOIN q ON q.enrollment_id = e.id
+            LEFT JOIN cur ON cur.eid = e.id
+            LEFT JOIN floor ON floor.eid = e.id
+            WHERE e.program_code = :program AND e.joined_at <= :t
+            ORDER BY e.member_id""",
+        {"program": program, "start": start, "t": as_of},
+    )
+
+
+def qualifying_totals(db: Database, start: str, as_of: str, basis: str, ids: list[int]) -> dict[int, int]:
+    """Qualifying totals in (start, as_of] for the given enrollments (grace checks)."""
+    if not ids:
+        return {}
+    db.execute("DROP TABLE IF EXISTS temp._ids")
+    db.execute("CREATE TEMP TABLE _ids (id INTEGER PRIMARY KEY)")
+    db.executemany("INSERT INTO _ids (id) VALUES (?)", [(i,) for i in ids])
+    rows = db.all(qualifying_sql(basis, "p.enrollment_id IN (SELECT id FROM _ids)"), {"start": start, "t": as_of})
+    db.execute("DROP TABLE temp._ids")
+    return {r[0]: r[1] for r in rows}
+
+
+def insert_tier_changes(db: Database, rows: list[tuple]) -> None:
+    """rows: (enrollment_id, tier, previous, source, reason, version_id, until, effective_at, recorded_at)."""
+    db.executemany(
+        """INSERT INTO tier_changes (enrollment_id, tier, previous, source, reason, program_version_id,
+                                     until, effective_at, recorded_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        rows,
+    )
+    db.execute("DROP TABLE IF EXISTS temp._moved")
+    db.execute("CREATE TEMP TABLE _moved (id INTEGER PRIMARY KEY)")
+    db.executemany("INSERT OR IGNORE INTO _moved (id) VALUES (?)", [(r[0],) for r in rows])
+    db.execute(
+        """UPDATE enrollments SET tier = (
+               SELECT t.tier FROM tier_changes t WHERE t.enrollment_id = enrollments.id
+               ORDER BY t.effective_at DESC, t.id DESC LIMIT 1)
+           WHERE id IN (SELECT id FROM _moved)"""
+    )
+    db.execute("DROP TABLE temp._moved")
+
+
+def record_job(db: Database, job: str, program: str | None, as_of: str, summary: str, at: str) -> None:
+    db.execute(
+        "INSERT INTO job_runs (job, program_code, as_of, summary, recorded_at) VALUES (?, ?, ?, ?, ?)",
+        (job, program, as_of, summary, at),
+    )
+
+
+def expiring(db: Database, t: str, until: str, program: str | None, min_points: int) -> list:
+    """Members with points in lots expiring in (t, until], as they stand at t."""
+    sql = """SELECT e.member_id, m.name, m.email, e.program_code, SUM(l.remaining) AS points,
+                    MIN(l.expires_at) AS first_expiry, count(*) AS lots
+             FROM lots l JOIN enrollments e ON e.id = l.enrollment_id JOIN members m ON m.member_id = e.member_id
+             WHERE l.remaining > 0 AND l.earned_at <= :t AND l.expires_at > :t AND l.expires_at <= :until"""
+    params: dict = {"t": t, "until": until, "min": min_points}
+    if program:
+        sql += " AND e.program_code = :program"
+        params["program"] = program
+    sql += " GROUP BY e.member_id, m.name, m.email, e.program_code HAVING SUM(l.remaining) >= :min"
+    return db.all(sql + " ORDER BY first_expiry, points DESC, e.member_id", params)
