@@ -19,10 +19,15 @@ from .values import fmt_ts, from_e4, money, now, parse_ts, to_dt, to_e4, ts_or_n
 
 
 def program(db: Database, code: str) -> Definition:
+    """The current version of a program (memoised per connection; `apply` clears it)."""
+    cached = db.cache.get(("program", code))
+    if cached is not None:
+        return cached
     row = store.program_row(db, code)
     if row is None:
         raise NotFound(f"unknown program {code!r}" + _known_programs(db))
-    return Definition.from_row(row)
+    d = db.cache[("program", code)] = Definition.from_row(row)
+    return d
 
 
 def _known_programs(db: Database) -> str:
@@ -64,6 +69,11 @@ def _txn_id(txn: str | None, prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(6)}"
 
 
+def _num(amount: Decimal | None) -> str | None:
+    """Canonical text of an amount, so 10, 10.0 and 10.00 are the same content."""
+    return None if amount is None else f"{amount.normalize():f}"
+
+
 def _content(**fields) -> str:
     return json.dumps({k: v for k, v in fields.items() if v is not None}, sort_keys=True, default=str)
 
@@ -75,6 +85,8 @@ def _already(db: Database, txn: str | None, content: str, at: str | None):
         return None
     existing = store.entry_by_txn(db, txn.strip())
     if existing is None:
+        if store.anonymous_sale(db, txn.strip()) is not None:
+            raise Conflict(f"transaction {txn!r} was already recorded with different content (an anonymous sale)")
         return None
     if existing["content"] != content or (at is not None and existing["effective_at"] != ts_or_now(at)):
         raise Conflict(f"transaction {txn!r} was already recorded with different content")
@@ -225,7 +237,7 @@ def earn(db: Database, member_id: str, *, program_code=None, amount: Decimal | N
     with db.write():
         enr, d = _enrollment(db, member_id, program_code)
         content = _content(member=member_id, program=d.code, kind="event" if event else "purchase",
-                           amount=str(amount) if amount is not None else None, partner=partner, event=event)
+                           amount=_num(amount), partner=partner, event=event)
         done = _already(db, txn, content, at)
         if done:
             return _result(db, done, enr, d, status="duplicate")
@@ -324,16 +336,18 @@ def redeem(db: Database, member_id: str, *, program_code=None, points: int | Non
         return _result(db, store.entry_by_id(db, entry_id), enr, d, status="recorded")
 
 
-def refund(db: Database, ref_txn: str, *, amount: Decimal | None = None, txn=None, at=None) -> dict:
+def refund(db: Database, ref_txn: str, *, amount: Decimal | None = None, txn=None, at=None,
+           member_id: str | None = None) -> dict:
     """Claw back a purchase's points (wholly or for part of its amount), or cancel a redemption."""
     with db.write():
         ref = store.entry_by_txn(db, ref_txn)
         if ref is None:
             raise NotFound(f"unknown transaction {ref_txn!r}")
         enr = store.enrollment_by_id(db, ref["enrollment_id"])
+        if member_id is not None and member_id != enr["member_id"]:
+            raise Conflict(f"transaction {ref_txn!r} belongs to member {enr['member_id']!r}, not {member_id!r}")
         d = program(db, enr["program_code"])
-        content = _content(member=enr["member_id"], program=d.code, kind="refund", ref=ref_txn,
-                           amount=str(amount) if amount is not None else None)
+        content = _content(member=enr["member_id"], program=d.code, kind="refund", ref=ref_txn, amount=_num(amount))
         done = _already(db, txn, content, at)
         if done:
             return _result(db, done, enr, d, status="duplicate")
@@ -411,6 +425,50 @@ def adjust(db: Database, member_id: str, *, points: int, reason: str, program_co
         else:
             entry_id = _debit(db, enr, d, -points, when, recorded, allow_debt=True, **fields)
         return _result(db, store.entry_by_id(db, entry_id), enr, d, status="recorded")
+
+
+def opening(db: Database, member_id: str, *, points: int, program_code=None, expires_at: str | None = None,
+            txn=None, at=None) -> dict:
+    """A balance migrated from another system: a lot expiring at `expires_at` (else by the program's rule)."""
+    with db.write():
+        enr, d = _enrollment(db, member_id, program_code)
+        content = _content(member=member_id, program=d.code, kind="opening", points=points, expires_at=expires_at)
+        done = _already(db, txn, content, at)
+        if done:
+            return _result(db, done, enr, d, status="duplicate")
+        when = ts_or_now(at)
+        if expires_at is not None and expires_at <= when:
+            raise InputError(f"expires_at {expires_at} is not after the opening balance's time {when}")
+        entry_id = _credit(db, enr, d, points, when, fmt_ts(now()),
+                           expires_at=expires_at if expires_at is not None else "program",
+                           txn_id=_txn_id(txn, "opening"), kind="opening", rule_kind="opening",
+                           reason="opening balance", content=content)
+        return _result(db, store.entry_by_id(db, entry_id), enr, d, status="recorded")
+
+
+def anonymous_sale(db: Database, txn: str, program_code: str | None, amount: Decimal, at: str) -> dict:
+    """A non-member purchase, kept for analytics (average ticket); it earns nothing."""
+    with db.write():
+        if not program_code:
+            codes = [r["code"] for r in store.program_rows(db)]
+            if len(codes) != 1:
+                raise InputError("an anonymous sale (empty member_id) needs --program")
+            program_code = codes[0]
+        program(db, program_code)
+        content = _content(program=program_code, kind="anonymous", amount=_num(amount))
+        existing = store.anonymous_sale(db, txn)
+        if existing is not None:
+            if existing["content"] != content or existing["effective_at"] != at:
+                raise Conflict(f"transaction {txn!r} was already recorded with different content")
+            return {"status": "duplicate", "txn_id": txn}
+        if store.txn_exists(db, txn):
+            raise Conflict(f"transaction {txn!r} was already recorded with different content")
+        store.insert_anonymous_sale(db, txn, program_code, to_e4(amount), content, at, fmt_ts(now()))
+    return {"status": "recorded", "txn_id": txn}
+
+
+def is_enrolled(db: Database, member_id: str, program_code: str) -> bool:
+    return store.enrollment(db, member_id, program_code) is not None
 
 
 def _result(db, entry, enr, d: Definition, *, status: str, upgraded: str | None = None) -> dict:
@@ -599,6 +657,7 @@ def apply_programs(db: Database, paths: list[str]) -> list[dict]:
 
     loaded = load_paths(paths)
     results = []
+    db.cache.clear()
     with db.write():
         recorded = fmt_ts(now())
         for path, p in loaded:

@@ -44,14 +44,16 @@ def root(
     ctx.obj = State(db)
 
 
-from . import admin, jobs, members, programs, reports, transactions  # noqa: E402  (register commands)
+from . import admin, batch, jobs, members, programs, reports, transactions  # noqa: E402  (register commands)
 
 members.register(app)
 transactions.register(app)
 programs.register(app)
+batch.register(app)
 jobs.register(app)
 reports.register(app)
 admin.register(app)
+admin.register_maintenance(app)
 
 
 def main() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from .common import db, state
+from .common import Format, FormatOpt, db, state
 
 PANEL = "Admin"
 
@@ -41,3 +43,61 @@ def register(app: typer.Typer) -> None:
         render.table(top["rows"], top["columns"], title="Top member balances", numeric=top["numeric"])
         tiers = reports.tiers(database)
         render.table(tiers["rows"], tiers["columns"], title="Tier summary", numeric=tiers["numeric"])
+
+
+def register_maintenance(app: typer.Typer) -> None:
+    @app.command(rich_help_panel=PANEL)
+    def verify(ctx: typer.Context, fmt: FormatOpt = Format.table):
+        """Check the ledger's invariants; prints OK or each violation (exit 1 on any).
+
+        Checks SQLite integrity and foreign keys, cached balances and lots against
+        the ledger entries, consumed + expired + remaining = original for every lot,
+        that no redemption overdrew, and that every entry cites an existing rule.
+
+        Example: loyaltyctl verify --format json
+        """
+        from .. import maintenance, render
+
+        result = maintenance.verify(db(ctx))
+        if fmt is Format.json:
+            print(render.dumps(result))
+        elif fmt is Format.csv:
+            render.write_csv(result["violations"], ["check", "detail"])
+        elif result["ok"]:
+            print(f"OK: {result['path']} ({result['entries']} entries, {result['lots']} lots, "
+                  f"{result['enrollments']} enrollments)")
+        else:
+            for v in result["violations"]:
+                print(f"{v['check']}: {v['detail']}")
+        if not result["ok"]:
+            raise typer.Exit(1)
+
+    @app.command(rich_help_panel=PANEL)
+    def backup(
+        ctx: typer.Context,
+        dest: Annotated[str, typer.Argument(help="Backup file to create.")],
+        force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    ):
+        """Make a consistent, verified copy of the database while others keep writing.
+
+        Example: loyaltyctl backup /backups/loyalty-$(date +%F).db
+        """
+        from .. import maintenance
+
+        r = maintenance.backup(db(ctx), dest, force=force)
+        print(f"backed up to {r['backup']} ({r['entries']} entries, {r['members']} members), verified")
+
+    @app.command(rich_help_panel=PANEL)
+    def restore(
+        ctx: typer.Context,
+        src: Annotated[str, typer.Argument(help="Backup file to restore from.")],
+        force: Annotated[bool, typer.Option("--force", help="Overwrite the existing database.")] = False,
+    ):
+        """Replace the database with a verified backup (refuses to overwrite without --force).
+
+        Example: loyaltyctl restore /backups/loyalty-2026-11-22.db --force
+        """
+        from .. import maintenance
+
+        r = maintenance.restore(src, state(ctx).path, force=force)
+        print(f"restored {r['restored']} from {r['from']} ({r['entries']} entries, {r['members']} members)")

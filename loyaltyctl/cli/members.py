@@ -95,6 +95,21 @@ def list_(
                  numeric=["balance"], title="Members", empty="no members")
 
 
+@member_app.command("erase")
+def erase(ctx: typer.Context, member_id: Annotated[str, typer.Argument(help="Member id.")], fmt: FormatOpt = Format.table):
+    """Erase a member's personal data (name, email, NPS comments); ledger totals stay exact.
+
+    Example: loyaltyctl member erase M00001
+    """
+    from .. import maintenance, render
+
+    result = maintenance.erase_member(db(ctx), member_id)
+    if fmt is Format.table:
+        print(f"{result['member_id']}: {result['status']} ({result['erased_at']})")
+    else:
+        render.record(result, fmt=fmt.value)
+
+
 def history(
     ctx: typer.Context,
     member_id: Annotated[str, typer.Argument(help="Member id.")],

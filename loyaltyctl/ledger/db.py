@@ -34,6 +34,7 @@ class Database:
         self.conn = conn
         self.path = path
         self._depth = 0
+        self.cache: dict = {}  # per-connection memo (program definitions)
 
     def execute(self, sql: str, params=()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
@@ -73,6 +74,19 @@ class Database:
             self.conn.execute("COMMIT")
         finally:
             self._depth = 0
+
+    @contextmanager
+    def savepoint(self) -> Iterator["Database"]:
+        """Inside a transaction: undo just this block if it raises."""
+        self.conn.execute("SAVEPOINT row")
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK TO row")
+            self.conn.execute("RELEASE row")
+            raise
+        else:
+            self.conn.execute("RELEASE row")
 
     @contextmanager
     def rollback_only(self) -> Iterator["Database"]:

@@ -359,3 +359,30 @@ def balances_at(db: Database, t: str, program: str | None = None, tier: str | No
         sql += " AND ta.tier = :tier"
         params["tier"] = tier
     return db.all(sql + " ORDER BY e.member_id, e.program_code", params)
+
+
+def anonymous_sale(db: Database, txn_id: str):
+    return db.one("SELECT * FROM anonymous_sales WHERE txn_id = ?", (txn_id,))
+
+
+def insert_anonymous_sale(db: Database, txn_id, program, amount_e4, content, at, recorded) -> None:
+    db.execute(
+        """INSERT INTO anonymous_sales (txn_id, program_code, amount_e4, content, effective_at, recorded_at)
+           VALUES (?, ?, ?, ?, ?, ?)""",
+        (txn_id, program, amount_e4, content, at, recorded),
+    )
+
+
+def erase_member(db: Database, member_id: str, marker: str, at: str) -> int:
+    """Replace personal data with a marker; returns how many NPS comments were erased."""
+    db.execute(
+        """UPDATE members SET name = CASE WHEN name IS NULL THEN NULL ELSE ? END,
+                              email = CASE WHEN email IS NULL THEN NULL ELSE ? END, erased_at = ?
+           WHERE member_id = ?""",
+        (marker, marker, at, member_id),
+    )
+    cur = db.execute(
+        "UPDATE nps_responses SET comment = ? WHERE member_id = ? AND comment IS NOT NULL AND comment <> ''",
+        (marker, member_id),
+    )
+    return cur.rowcount

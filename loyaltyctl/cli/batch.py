@@ -1,0 +1,147 @@
+"""Batch commands: import and export."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Annotated, Optional
+
+import typer
+
+from .common import AsOfOpt, Format, FormatOpt, db, default_program
+
+PANEL = "Import and export"
+import_app = typer.Typer(help="Import CSV batches (transactions, members, NPS responses).", no_args_is_help=True)
+FileArg = Annotated[str, typer.Argument(metavar="FILE.csv", help="CSV file with a header line; - reads stdin.")]
+RejectsOpt = Annotated[Optional[str], typer.Option("--rejects", help="Write rejected rows here (original columns + line, error).")]
+AllOrNothingOpt = Annotated[bool, typer.Option("--all-or-nothing", help="One bad row means nothing is written.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Run the whole import, then roll it back.")]
+
+
+@contextmanager
+def progress_bar(path: str):
+    """A Rich progress bar with rows/s on stderr when it is a terminal; nothing otherwise."""
+    import os
+
+    if path == "-" or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    from ..render import console
+
+    with Progress(TextColumn("importing"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                  console=console(stderr=True), transient=True) as bar:
+        task = bar.add_task("import", total=os.path.getsize(path))
+        yield lambda position: bar.update(task, completed=position)
+
+
+def _summary(summary, fmt: Format, source: str) -> None:
+    from .. import render
+
+    data = summary.as_dict()
+    if fmt is Format.json:
+        print(render.dumps(data | {"rejects": summary.rejects}))
+    elif fmt is Format.csv:
+        render.write_csv([data], list(data))
+    else:
+        what = "would apply" if summary.dry_run else "applied"
+        line = f"{source}: {what} {summary.applied}, duplicates {summary.duplicates}, rejected {summary.rejected}"
+        if summary.rolled_back:
+            line += " (all-or-nothing: nothing written)"
+        print(line)
+    for row in summary.rejects:
+        print(f"{source}:{row['line']}: {row['error']}", file=sys.stderr)
+    if summary.rejected > len(summary.rejects):
+        print(f"... and {summary.rejected - len(summary.rejects)} more rejected rows", file=sys.stderr)
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+@import_app.command("transactions")
+def import_transactions(
+    ctx: typer.Context,
+    path: FileArg,
+    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Program for every row (default: each member's only program).")] = None,
+    rejects: RejectsOpt = None,
+    all_or_nothing: AllOrNothingOpt = False,
+    enroll_unknown: Annotated[bool, typer.Option("--enroll-unknown", help="Enroll unknown members in --program instead of rejecting their rows.")] = False,
+    dry_run: DryRunOpt = False,
+    fmt: FormatOpt = Format.table,
+):
+    """Import purchases, redemptions, refunds, events, adjustments and opening balances.
+
+    Columns: txn_id, member_id, kind, occurred_at; then by kind: purchase amount
+    [partner]; redeem points|reward; refund ref_txn_id [amount]; event event;
+    adjust points reason; opening points [expires_at]. An empty member_id on a
+    purchase is an anonymous sale. Re-importing a file credits nothing twice.
+    Exit 0 when every row applied (or was a duplicate), 1 when any was rejected.
+
+    Example: loyaltyctl import transactions sales-2026-11-23.csv --rejects rejects.csv
+    """
+    from .. import imports
+
+    with progress_bar(path) as progress:
+        summary = imports.import_transactions(db(ctx), path, program=default_program(program),
+                                              all_or_nothing=all_or_nothing, enroll_unknown=enroll_unknown,
+                                              dry_run=dry_run, progress=progress, rejects=rejects)
+    _summary(summary, fmt, "<stdin>" if path == "-" else path)
+
+
+@import_app.command("members")
+def import_members(
+    ctx: typer.Context,
+    path: FileArg,
+    rejects: RejectsOpt = None,
+    all_or_nothing: AllOrNothingOpt = False,
+    dry_run: DryRunOpt = False,
+    fmt: FormatOpt = Format.table,
+):
+    """Enroll members from CSV: member_id, program, name, email, tags (a;b), referred_by, joined_at, account.
+
+    A member already enrolled in that program counts as a duplicate.
+
+    Example: loyaltyctl import members crm-export.csv
+    """
+    from .. import imports
+
+    with progress_bar(path) as progress:
+        summary = imports.import_members(db(ctx), path, all_or_nothing=all_or_nothing, dry_run=dry_run,
+                                         progress=progress, rejects=rejects)
+    _summary(summary, fmt, "<stdin>" if path == "-" else path)
+
+
+def export(
+    ctx: typer.Context,
+    what: Annotated[str, typer.Argument(metavar="ledger|members|balances", help="What to export.")],
+    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")] = None,
+    as_of: AsOfOpt = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="csv (default) or json.")] = Format.csv,
+):
+    """Export the ledger, members or balances as CSV or JSON (streamed).
+
+    CSV cells a spreadsheet would run as a formula are prefixed with '.
+
+    Example: loyaltyctl export ledger --program coffee --output ledger.csv
+    """
+    from .. import exports
+    from ..errors import InputError
+
+    columns, rows = exports.rows(db(ctx), what, program, as_of)
+    fmt_value = "csv" if fmt is Format.table else fmt.value
+    if output:
+        try:
+            out = open(output, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--output {output}: {exc.strerror}") from None
+        with out:
+            n = exports.write(columns, rows, fmt_value, out)
+        print(f"exported {n} {what} rows to {output}", file=sys.stderr)
+    else:
+        exports.write(columns, rows, fmt_value)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(import_app, name="import", rich_help_panel=PANEL)
+    app.command("export", rich_help_panel=PANEL)(export)

@@ -1,0 +1,344 @@
+"""Batch imports from CSV: transactions, members, NPS responses.
+
+Rows apply in file order through the same use cases as the single commands, each
+in a savepoint so a bad row is rejected alone; batches commit every BATCH rows, so
+a killed import re-run with the same file completes it exactly once (txn ids are
+idempotency keys). --all-or-nothing runs the file as one transaction."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable, Iterator
+
+from . import service
+from .errors import InputError, LoyaltyError, NotFound
+from .ledger.db import Database
+from .values import parse_amount, parse_points, ts_or_now
+
+BATCH = 2000
+MAX_FIELD = 10_000
+csv.field_size_limit(MAX_FIELD * 10)
+
+TXN_COLUMNS = ["txn_id", "member_id", "kind", "occurred_at", "amount", "partner", "points", "reward",
+               "ref_txn_id", "event", "reason", "expires_at"]
+TXN_REQUIRED = ["txn_id", "member_id", "kind", "occurred_at"]
+KINDS = ("purchase", "redeem", "refund", "event", "adjust", "opening")
+MEMBER_COLUMNS = ["member_id", "program", "name", "email", "tags", "referred_by", "joined_at", "account"]
+MEMBER_REQUIRED = ["member_id", "program"]
+
+
+@dataclass
+class Summary:
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rows: int = 0
+    rejects: list[dict] = field(default_factory=list)  # the first KEEP rejected rows
+    on_reject: Callable[[dict], None] | None = None  # streams every rejected row (the rejects file)
+    dry_run: bool = False
+    all_or_nothing: bool = False
+    rolled_back: bool = False
+
+    KEEP = 20
+
+    def reject(self, row: dict) -> None:
+        self.rejected += 1
+        if len(self.rejects) < self.KEEP:
+            self.rejects.append(row)
+        if self.on_reject:
+            self.on_reject(row)
+
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "applied": self.applied, "duplicates": self.duplicates,
+                "rejected": self.rejected, "dry_run": self.dry_run, "rolled_back": self.rolled_back}
+
+
+class RowError(LoyaltyError):
+    """A problem with one row: it goes to the rejects file, the rest applies."""
+
+
+@dataclass
+class Source:
+    """An opened CSV input: its name for messages, header, and a row iterator
+    yielding (physical line of the row's start, row dict)."""
+
+    name: str
+    header: list[str]
+    rows: Iterator[tuple[int, dict]]
+    size: int | None
+    position: Callable[[], int]
+
+
+def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, io.TextIOBase]:
+    name = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            raw = sys.stdin.buffer
+            size = None
+        else:
+            raw = open(path, "rb")
+            size = os.fstat(raw.fileno()).st_size
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+    counter = _LineCounter(raw)
+    reader = csv.reader(counter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"{name}: empty file (expected a header line: {', '.join(required)}, ...)") from None
+    except csv.Error as exc:
+        raise InputError(f"{name}:1: not valid CSV ({exc})") from None
+    if counter.bad_lines:
+        raise InputError(f"{name}: not UTF-8 text; is it a CSV file?")
+    header = [h.strip() for h in header]
+    unknown = [h for h in header if h not in known]
+    if unknown:
+        raise InputError(f"{name}:1: unknown column(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{name}:1: missing column(s) {', '.join(missing)}")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise InputError(f"{name}:1: column(s) {', '.join(dupes)} appear twice")
+
+    def rows() -> Iterator[tuple[int, dict]]:
+        while True:
+            start = counter.lines + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield start, {"__error__": f"not valid CSV ({exc})"}
+                continue
+            if not values or values == [""]:
+                continue
+            row = dict(zip(header, values))
+            if counter.bad_lines and counter.bad_lines[-1] >= start:
+                row["__error__"] = "not UTF-8 text"
+            elif len(values) != len(header):
+                row["__error__"] = f"has {len(values)} fields, the header has {len(header)}"
+            yield start, row
+
+    return Source(name, header, rows(), size, lambda: raw.tell() if size is not None else 0), raw
+
+
+class _LineCounter:
+    """Feeds csv.reader one decoded line at a time, counting physical lines and
+    remembering lines that are not UTF-8 (their row is rejected, not the file)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.lines = 0
+        self.bad_lines: list[int] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.raw.readline()
+        if not line:
+            raise StopIteration
+        self.lines += 1
+        if self.lines == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            self.bad_lines.append(self.lines)
+            return line.decode("utf-8", errors="replace")
+
+
+def _check_cells(row: dict) -> None:
+    if "__error__" in row:
+        raise RowError(row.pop("__error__"))
+    for key, value in row.items():
+        if len(value) > MAX_FIELD:
+            raise RowError(f"{key}: longer than {MAX_FIELD} characters")
+        if any(ord(ch) < 32 and ch not in "\t" for ch in value):
+            raise RowError(f"{key}: contains control characters")
+
+
+def _need(row: dict, column: str) -> str:
+    value = (row.get(column) or "").strip()
+    if not value:
+        raise RowError(f"{column}: required for kind {row.get('kind')!r}")
+    return value
+
+
+def _apply_txn(db: Database, row: dict, program: str | None, enroll_unknown: bool) -> str:
+    """Apply one transaction row; returns 'recorded' or 'duplicate'."""
+    _check_cells(row)
+    txn = _need(row, "txn_id")
+    kind = (row.get("kind") or "").strip()
+    if kind not in KINDS:
+        raise RowError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+    at = ts_or_now(_need(row, "occurred_at"), "occurred_at")
+    member = (row.get("member_id") or "").strip()
+    if not member:
+        if kind != "purchase":
+            raise RowError(f"member_id: required for kind {kind!r}")
+        return service.anonymous_sale(db, txn, program, parse_amount(_need(row, "amount"), "amount"), at)["status"]
+    if enroll_unknown and kind in ("purchase", "event", "opening", "adjust"):
+        if not program:
+            raise RowError("--enroll-unknown needs --program")
+        if not service.is_enrolled(db, member, program):
+            service.enroll(db, member, program, at=at)
+    if kind == "purchase":
+        partner = (row.get("partner") or "").strip() or None
+        result = service.earn(db, member, program_code=program, amount=parse_amount(_need(row, "amount"), "amount"),
+                              partner=partner, txn=txn, at=at)
+    elif kind == "event":
+        result = service.earn(db, member, program_code=program, event=_need(row, "event"), txn=txn, at=at)
+    elif kind == "redeem":
+        points = (row.get("points") or "").strip()
+        reward = (row.get("reward") or "").strip()
+        if bool(points) == bool(reward):
+            raise RowError("redeem needs exactly one of points or reward")
+        result = service.redeem(db, member, program_code=program, points=parse_points(points, "points") if points else None,
+                                reward=reward or None, txn=txn, at=at)
+    elif kind == "refund":
+        amount = (row.get("amount") or "").strip()
+        result = service.refund(db, _need(row, "ref_txn_id"), amount=parse_amount(amount, "amount") if amount else None,
+                                txn=txn, at=at, member_id=member)
+    elif kind == "adjust":
+        result = service.adjust(db, member, points=parse_points(_need(row, "points"), "points", allow_negative=True),
+                                reason=_need(row, "reason"), program_code=program, txn=txn, at=at)
+    else:  # opening
+        expires = (row.get("expires_at") or "").strip()
+        result = service.opening(db, member, points=parse_points(_need(row, "points"), "points"), program_code=program,
+                                 expires_at=ts_or_now(expires, "expires_at") if expires else None, txn=txn, at=at)
+    return result["status"]
+
+
+def import_transactions(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
+                        enroll_unknown: bool = False, dry_run: bool = False, progress=None,
+                        rejects: str | None = None) -> Summary:
+    if program:
+        service.program(db, program)
+    source, handle = open_csv(path, TXN_COLUMNS, TXN_REQUIRED)
+    try:
+        return _run(db, source, lambda row: _apply_txn(db, row, program, enroll_unknown),
+                    all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress, rejects=rejects)
+    finally:
+        handle.close()
+
+
+def _apply_member(db: Database, row: dict) -> str:
+    _check_cells(row)
+    member = _need(row, "member_id")
+    program = _need(row, "program")
+    joined = (row.get("joined_at") or "").strip()
+    at = ts_or_now(joined, "joined_at") if joined else None
+    existing = service.is_enrolled(db, member, program)
+    if existing:
+        return "duplicate"
+    tags = [t for t in (row.get("tags") or "").split(";") if t.strip()]
+    service.enroll(db, member, program, name=(row.get("name") or "").strip() or None,
+                   email=(row.get("email") or "").strip() or None, tags=tags,
+                   referred_by=(row.get("referred_by") or "").strip() or None,
+                   account=(row.get("account") or "").strip() or None, at=at)
+    return "recorded"
+
+
+def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry_run: bool = False,
+                   progress=None, rejects: str | None = None) -> Summary:
+    source, handle = open_csv(path, MEMBER_COLUMNS, MEMBER_REQUIRED)
+    try:
+        return _run(db, source, lambda row: _apply_member(db, row), all_or_nothing=all_or_nothing,
+                    dry_run=dry_run, progress=progress, rejects=rejects)
+    finally:
+        handle.close()
+
+
+def _run(db: Database, source: Source, apply, *, all_or_nothing: bool, dry_run: bool, progress,
+         rejects: str | None) -> Summary:
+    summary = Summary(dry_run=dry_run, all_or_nothing=all_or_nothing)
+    if rejects:
+        with RejectsWriter(rejects, source.header) as writer:
+            summary.on_reject = writer
+            return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress)
+    return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress)
+
+
+def _loop(db: Database, source: Source, apply, summary: Summary, all_or_nothing: bool, dry_run: bool,
+          progress) -> Summary:
+    whole = all_or_nothing or dry_run
+    rows = source.rows
+    done = False
+    while not done:
+        tx = db.rollback_only() if dry_run else db.write()
+        try:
+            with tx:
+                done = _batch(db, rows, apply, summary, source, whole, progress)
+                if all_or_nothing and summary.rejected and not dry_run:
+                    raise _Abort()
+        except _Abort:
+            summary.applied = summary.duplicates = 0
+            summary.rolled_back = True
+        if progress:
+            progress(source.position())
+    return summary
+
+
+def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: bool, progress) -> bool:
+    """Apply rows until the batch is full (False) or the file ends (True)."""
+    count = 0
+    for line, row in rows:
+        summary.rows += 1
+        try:
+            with db.savepoint():
+                status = apply(row)
+        except (LoyaltyError, ArithmeticError) as exc:
+            message = exc.message if isinstance(exc, LoyaltyError) else f"bad number: {exc}"
+            summary.reject({**{k: v for k, v in row.items() if k != "__error__"}, "line": line, "error": message})
+        else:
+            if status == "duplicate":
+                summary.duplicates += 1
+            else:
+                summary.applied += 1
+        count += 1
+        if progress and count % 1000 == 0:
+            progress(source.position())
+        if not whole and count >= BATCH:
+            return False
+    return True
+
+
+class _Abort(Exception):
+    """Rolls back an --all-or-nothing import that had a rejected row."""
+
+
+class RejectsWriter:
+    """Writes rejected rows as they come: the original columns plus line and error."""
+
+    def __init__(self, path: str, header: list[str]):
+        self.path = path
+        self.columns = [c for c in header if c not in ("line", "error")] + ["line", "error"]
+
+    def __enter__(self):
+        import csv as _csv
+
+        try:
+            self.out = open(self.path, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--rejects {self.path}: {exc.strerror}") from None
+        self.writer = _csv.writer(self.out, lineterminator="\n")
+        self.writer.writerow(self.columns)
+        return self
+
+    def __call__(self, row: dict) -> None:
+        from .render import safe_cell
+
+        self.writer.writerow([safe_cell(row.get(c)) for c in self.columns])
+
+    def __exit__(self, *exc):
+        self.out.close()
