@@ -5,7 +5,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Optional
 
-import click
+import sys
+
 import typer
 from typer.core import TyperGroup
 
@@ -28,7 +29,7 @@ def _complete_programs(incomplete: str) -> list[str]:
     return _complete("SELECT code FROM programs ORDER BY code", incomplete)
 
 
-def _complete_rewards(ctx: click.Context, incomplete: str) -> list[str]:
+def _complete_rewards(incomplete: str) -> list[str]:
     return _complete("SELECT DISTINCT definition FROM program_versions", incomplete, rewards=True)
 
 
@@ -65,22 +66,15 @@ RewardOpt = Annotated[Optional[str], typer.Option("--reward", help="Reward code 
                                                   autocompletion=_complete_rewards)]
 
 
-class UserError(click.ClickException):
-    """A LoyaltyError on its way out: `Error: message` on stderr, exit code 1."""
-
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.exit_code = code
-
-
 class Group(TyperGroup):
-    """Turns the service layer's typed errors into one-line messages."""
+    """Turns the service layer's typed errors into `Error: message` on stderr and their exit code."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LoyaltyError as exc:
-            raise UserError(exc.message, exc.exit_code) from None
+            print(f"Error: {exc.message}", file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
 
 
 class State:
