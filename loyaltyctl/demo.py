@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from . import service
+from . import jobs, service
 from .errors import LoyaltyError
 from .ledger.db import Database
 from .values import fmt_ts, now
@@ -40,6 +40,12 @@ def build(db: Database, members: int = MEMBERS, seed: int = 7) -> dict:
             service.enroll(db, member, program, name=name, email=f"{member.lower()}@example.com", tags=tags,
                            referred_by=referrer, at=fmt_ts(joined))
             _activity(db, rng, member, program, joined, today)
+        for i in range(1, 13):
+            service.enroll(db, f"C{i:03d}", "club", name=f"{rng.choice(names)} {chr(65 + i)}.",
+                           at=fmt_ts(start + timedelta(days=rng.randrange(0, 300))))
+    # the nightly jobs, as cron would have run them
+    jobs.expire(db, fmt_ts(today))
+    jobs.review(db, fmt_ts(today))
     return {"programs": applied, "created": True}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, List
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -26,18 +26,90 @@ def validate(paths: PathsArg, fmt: FormatOpt = Format.table):
 
 
 @program_app.command("apply")
-def apply(ctx: typer.Context, paths: PathsArg, fmt: FormatOpt = Format.table):
-    """Validate all files, then record a new version of each changed program.
+def apply(
+    ctx: typer.Context,
+    paths: PathsArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (scripts).")] = False,
+    fmt: FormatOpt = Format.table,
+):
+    """Validate all files, show what changes, then record a new version of each changed program.
 
     Applying an unchanged file changes nothing; every ledger entry remembers the
-    program version that produced it.
+    program version that produced it. On a terminal it asks before applying.
 
-    Example: loyaltyctl program apply programs/
+    Example: loyaltyctl program apply programs/ --yes
     """
-    from .. import render, service
+    import sys
 
-    rows = service.apply_programs(db(ctx), paths)
+    from .. import explain, render, service
+
+    database = db(ctx)
+    if fmt is Format.table:
+        plans = explain.plan(database, paths)
+        if any(p["changes"] for p in plans):
+            _show_plan([p for p in plans if p["changes"]])
+            if not yes and sys.stdin.isatty() and not typer.confirm("Apply these changes?", default=False):
+                print("nothing applied", file=sys.stderr)
+                raise typer.Exit(1)
+    rows = service.apply_programs(database, paths)
     render.table(rows, ["code", "version", "status", "path"], fmt=fmt.value, title="Applied")
+
+
+@program_app.command("plan")
+def plan(
+    ctx: typer.Context,
+    paths: PathsArg,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Judge the effects at this moment (default now).")] = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Show what applying changed definitions would change, and its effect on today's members.
+
+    Lists changed rules, rates, tiers, rewards and expiry against the applied
+    version; how many members would move up or down at the next tier review; and
+    how outstanding liability and expiring points would move. Writes nothing.
+
+    Example: loyaltyctl program plan programs/coffee.yaml
+    """
+    from .. import explain, render
+
+    plans = explain.plan(db(ctx), paths, as_of)
+    if fmt is Format.json:
+        print(render.dumps(plans))
+    elif fmt is Format.csv:
+        render.write_csv([dict(code=p["code"], **c) for p in plans for c in p["changes"]],
+                         ["code", "field", "change", "before", "after"])
+    else:
+        _show_plan(plans)
+
+
+def _show_plan(plans: list[dict]) -> None:
+    from .. import render
+
+    for p in plans:
+        if not p["changes"]:
+            print(f"{p['code']} ({p['path']}): unchanged")
+            continue
+        render.table(p["changes"], ["field", "change", "before", "after"],
+                     title=f"{p['code']}: {p['status']} -> version {p['version']} ({p['path']})")
+        effects = p["effects"]
+        if effects:
+            moves = effects.get("tier_moves_at_next_review")
+            lines = []
+            if moves:
+                lines.append(f"at the next tier review: {moves['up']} up, {moves['down']} down, "
+                             f"{moves['unchanged']} unchanged")
+                same = effects.get("tier_moves_without_change")
+                if same:
+                    lines.append(f"  (without this change: {same['up']} up, {same['down']} down)")
+            lines.append(f"outstanding points {effects['outstanding_points']}: liability "
+                         f"{effects['liability_before']} -> {effects['liability_after']}")
+            lines.append(f"expiring within 30 days: {effects['expiring_30d_points']} points, within 90 days: "
+                         f"{effects['expiring_90d_points']} points")
+            for key in ("note_expiry", "note_tiers"):
+                if effects.get(key):
+                    lines.append(effects[key])
+            for line in lines:
+                print(f"  {line}")
 
 
 @program_app.command("list")

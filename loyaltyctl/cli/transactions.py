@@ -29,7 +29,35 @@ def _show(result: dict, fmt: Format) -> None:
         render.record(result, fmt=fmt.value, fields=[f for f in RESULT_FIELDS if f in result])
 
 
+def explain(
+    ctx: typer.Context,
+    txn_id: Annotated[str, typer.Argument(help="Transaction id (as in history or exports).")],
+    fmt: FormatOpt = Format.table,
+):
+    """Explain one transaction: rule, version, rate, tier, exact arithmetic, lots, later effects.
+
+    Example: loyaltyctl explain POS-1001
+    """
+    from .. import explain as explaining
+    from .. import render
+
+    result = explaining.explain(db(ctx), txn_id)
+    if fmt is Format.table:
+        head = {k: result.get(k) for k in ("txn_id", "member_id", "program", "program_version", "kind", "rule",
+                                             "amount", "rate", "tier", "multiplier", "points", "effective_at",
+                                             "recorded_at")}
+        render.record(head, title=f"Transaction {txn_id}")
+        for line in result["explanation"]:
+            print(f"  {line}")
+    elif fmt is Format.json:
+        print(render.dumps(result))
+    else:
+        render.write_csv([{"txn_id": txn_id, "line": i + 1, "explanation": line}
+                          for i, line in enumerate(result["explanation"])], ["txn_id", "line", "explanation"])
+
+
 def register(app: typer.Typer) -> None:
+    app.command("explain", rich_help_panel=PANEL)(explain)
     @app.command(rich_help_panel=PANEL)
     def earn(
         ctx: typer.Context,
