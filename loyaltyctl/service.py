@@ -575,34 +575,37 @@ def member_list(db: Database, program_code: str | None = None, tier: str | None 
 
 
 def history(db: Database, member_id: str, program_code: str | None = None, as_of: str | None = None) -> list[dict]:
-    at = ts_or_now(as_of, "--as-of") if as_of else None
+    """Every entry up to --as-of (default: now), including expiries not yet recorded by the
+    expire job, with a running total and the why of each; then tier changes."""
+    at = ts_or_now(as_of, "--as-of")
     enr, d = _enrollment(db, member_id, program_code)
     moves = store.moves_by_entry(db, enr["id"])
-    rows = []
-    running = 0
+    items = []
     for e in store.history(db, enr["id"], at):
-        running += e["points"]
-        rows.append({
-            "effective_at": e["effective_at"],
-            "txn_id": e["txn_id"],
-            "kind": e["kind"],
-            "rule": _rule_label(e),
-            "points": e["points"],
-            "running_total": running,
-            "amount": money(abs(e["amount_e4"])) if e["amount_e4"] is not None else None,
-            "program_version": e["program_version"],
-            "lot": e["lot_id"],
-            "lot_expires_at": e["lot_expires_at"],
-            "why": why(e, moves.get(e["id"], [])),
-            "recorded_at": e["recorded_at"],
-        })
+        items.append(((e["effective_at"], 0, e["id"]), {
+            "effective_at": e["effective_at"], "txn_id": e["txn_id"], "kind": e["kind"], "rule": _rule_label(e),
+            "points": e["points"], "amount": money(abs(e["amount_e4"])) if e["amount_e4"] is not None else None,
+            "program_version": e["program_version"], "lot": e["lot_id"], "lot_expires_at": e["lot_expires_at"],
+            "why": why(e, moves.get(e["id"], [])), "recorded_at": e["recorded_at"]}))
+    for lot in store.pending_expiries(db, enr["id"], at):
+        items.append(((lot["expires_at"], 0, float("inf")), {
+            "effective_at": lot["expires_at"], "txn_id": f"expire-{lot['id']}", "kind": "expire", "rule": "expiry",
+            "points": -lot["points"], "amount": None, "program_version": d.version, "lot": None,
+            "lot_expires_at": None, "why": f"expiry job; lot {lot['id']} -{lot['points']}",
+            "recorded_at": None}))
     for change in store.tier_changes_of(db, enr["id"], at):
-        rows.append({"effective_at": change["effective_at"], "txn_id": None, "kind": "tier",
-                     "rule": change["source"], "points": 0, "running_total": None, "amount": None,
-                     "program_version": None, "lot": None, "lot_expires_at": None,
-                     "why": f"{change['previous'] or '-'} -> {change['tier']}: {change['reason']}",
-                     "recorded_at": change["recorded_at"]})
-    rows.sort(key=lambda r: (r["effective_at"], r["kind"] == "tier"))
+        items.append(((change["effective_at"], 1, change["id"]), {
+            "effective_at": change["effective_at"], "txn_id": None, "kind": "tier", "rule": change["source"],
+            "points": 0, "amount": None, "program_version": None, "lot": None, "lot_expires_at": None,
+            "why": f"{change['previous'] or '-'} -> {change['tier']}: {change['reason']}",
+            "recorded_at": change["recorded_at"]}))
+    items.sort(key=lambda item: item[0])
+    rows, running = [], 0
+    for _, row in items:
+        if row["kind"] != "tier":
+            running += row["points"]
+        row["running_total"] = running if row["kind"] != "tier" else None
+        rows.append(row)
     return rows
 
 
@@ -632,7 +635,7 @@ def why(e, moves: list[tuple[int, int]]) -> str:
     elif kind == "refund":
         text = f"refund {money(-e['amount_e4'])} of {e['ref_txn_id']}: claw-back"
     elif kind == "expire":
-        text = "expiry job"
+        text = "expiry job"  # the lot it expired follows
     elif kind == "opening":
         text = "opening balance"
     else:

@@ -280,6 +280,19 @@ def insert_tier_change(db: Database, enrollment_id, tier, previous, source, reas
     db.execute("UPDATE enrollments SET tier = ? WHERE id = ?", (latest[0], enrollment_id))
 
 
+def pending_expiries(db: Database, enrollment_id: int, t: str) -> list:
+    """Lots expired at t whose expiry the expire job has not recorded yet, with the points it will take."""
+    return db.all(
+        f"""SELECT l.id, l.expires_at, {_LOT_AT_EXPIRY} AS points FROM lots l
+            WHERE l.enrollment_id = ? AND l.expires_at <= ?
+              AND NOT EXISTS (SELECT 1 FROM lot_moves m JOIN entries e ON e.id = m.entry_id
+                              WHERE m.lot_id = l.id AND e.kind = 'expire')
+              AND {_LOT_AT_EXPIRY} > 0
+            ORDER BY l.expires_at, l.id""",
+        (enrollment_id, t),
+    )
+
+
 def history(db: Database, enrollment_id: int, t: str | None) -> list:
     sql = """SELECT e.*, v.version AS program_version,
                     (SELECT l.id FROM lots l WHERE l.entry_id = e.id) AS lot_id,
