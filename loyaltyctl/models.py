@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 Code = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=64)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -96,21 +96,6 @@ class Tiers(Model):
     review: Optional[Review] = None
     levels: Annotated[list[Level], Field(min_length=1)]
 
-    @field_validator("levels")
-    @classmethod
-    def _ascending(cls, levels: list[Level]) -> list[Level]:
-        if levels[0].threshold != 0:
-            raise ValueError(f"the first level ({levels[0].name}) must have threshold 0")
-        seen = set()
-        for prev, level in zip(levels, levels[1:]):
-            if level.threshold <= prev.threshold:
-                raise ValueError(f"{level.name}'s threshold must be greater than {prev.name}'s {prev.threshold}")
-        for level in levels:
-            if level.name in seen:
-                raise ValueError(f"level name {level.name!r} is used twice")
-            seen.add(level.name)
-        return levels
-
 
 class Reward(Model):
     code: Code
@@ -130,24 +115,33 @@ class Program(Model):
     tiers: Optional[Tiers] = None
     rewards: list[Reward] = []
 
-    @field_validator("earn")
-    @classmethod
-    def _unique_rules(cls, rules: list) -> list:
-        events = [r.event for r in rules if isinstance(r, EventRule)]
-        partners = [r.partner for r in rules if isinstance(r, PartnerRule)]
-        for label, values in (("event", events), ("partner", partners)):
-            dupes = sorted({v for v in values if values.count(v) > 1})
-            if dupes:
-                raise ValueError(f"{label} {dupes[0]!r} has two rules")
-        if sum(isinstance(r, ReferralRule) for r in rules) > 1:
-            raise ValueError("at most one referral rule")
-        return rules
 
-    @field_validator("rewards")
-    @classmethod
-    def _unique_rewards(cls, rewards: list[Reward]) -> list[Reward]:
-        codes = [r.code for r in rewards]
-        dupes = sorted({c for c in codes if codes.count(c) > 1})
-        if dupes:
-            raise ValueError(f"reward code {dupes[0]!r} is used twice")
-        return rewards
+def problems(program: Program) -> list[tuple[tuple, str]]:
+    """Cross-field rules, each with the exact path it concerns (for file:line: field errors)."""
+    found: list[tuple[tuple, str]] = []
+    if program.tiers:
+        levels = program.tiers.levels
+        if levels[0].threshold != 0:
+            found.append((("tiers", "levels", 0, "threshold"), "the first level must have threshold 0"))
+        for i in range(1, len(levels)):
+            prev, level = levels[i - 1], levels[i]
+            if level.threshold <= prev.threshold:
+                found.append((("tiers", "levels", i, "threshold"),
+                              f"must be greater than {prev.name}'s {prev.threshold}"))
+        names = [lv.name for lv in levels]
+        found += [(("tiers", "levels", i, "name"), f"level name {n!r} is used twice")
+                  for i, n in enumerate(names) if n in names[:i]]
+    codes = [r.code for r in program.rewards]
+    found += [(("rewards", i, "code"), f"reward code {c!r} is used twice") for i, c in enumerate(codes) if c in codes[:i]]
+    seen: dict = {}
+    for i, rule in enumerate(program.earn):
+        key = ("event", rule.event) if isinstance(rule, EventRule) else \
+              ("partner", rule.partner) if isinstance(rule, PartnerRule) else \
+              ("referral", "") if isinstance(rule, ReferralRule) else None
+        if key is None:
+            continue
+        if key in seen:
+            what = "a second referral rule" if key[0] == "referral" else f"{key[0]} {key[1]!r} already has a rule"
+            found.append((("earn", i, "rule" if key[0] == "referral" else key[0]), what))
+        seen[key] = i
+    return found

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import ProgramError
-from .models import Program
+from .models import Program, problems
 
 MAX_BYTES = 1 << 20
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
@@ -108,7 +108,7 @@ def parse(text: str, source: str) -> tuple[dict, dict]:
 
 def validate(data: dict, lines: dict, source: str) -> Program:
     try:
-        return Program.model_validate(data)
+        program = Program.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         path, line = _locate(tuple(err["loc"]), lines)
@@ -120,6 +120,10 @@ def validate(data: dict, lines: dict, source: str) -> Program:
             message = "required field is missing"
             field = _field(path + (err["loc"][-1],))
         raise ProgramError(message, path=source, line=line, field=field or None) from None
+    for where, message in problems(program):
+        path, line = _locate(where, lines)
+        raise ProgramError(message, path=source, line=line, field=_field(where))
+    return program
 
 
 def load_program(path: str | Path) -> Program:
