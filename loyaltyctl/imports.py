@@ -1,14 +1,20 @@
 """Batch imports from CSV: transactions, members, NPS responses.
 
 Rows apply in file order through the same use cases as the single commands, each
-in a savepoint so a bad row is rejected alone; batches commit every BATCH rows, so
-a killed import re-run with the same file completes it exactly once (txn ids are
-idempotency keys). --all-or-nothing runs the file as one transaction."""
+in a savepoint so a bad row is rejected alone; batches commit every BATCH rows
+together with a checkpoint (the file's SHA-256 and the last line applied, in
+job_runs), so a killed import re-run with the same file resumes after that line
+and ends with exactly the ledger of one uninterrupted run; rows before it are
+never re-evaluated against a later state (a rejected overdraw stays rejected).
+txn ids stay idempotency keys for everything else (stdin, edited files).
+--all-or-nothing runs the file as one transaction."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,6 +22,7 @@ from typing import Callable, Iterator
 
 from . import service
 from .errors import InputError, LoyaltyError, NotFound
+from .ledger import imports as sql
 from .ledger.db import Database
 from .values import parse_amount, parse_points, ts_or_now
 
@@ -26,6 +33,7 @@ csv.field_size_limit(MAX_FIELD * 10)
 TXN_COLUMNS = ["txn_id", "member_id", "kind", "occurred_at", "amount", "partner", "points", "reward",
                "ref_txn_id", "event", "reason", "expires_at"]
 TXN_REQUIRED = ["txn_id", "member_id", "kind", "occurred_at"]
+IGNORED = ["line", "error"]  # added by the rejects file, so a corrected rejects file imports as is
 KINDS = ("purchase", "redeem", "refund", "event", "adjust", "opening")
 MEMBER_COLUMNS = ["member_id", "program", "name", "email", "tags", "referred_by", "joined_at", "account"]
 MEMBER_REQUIRED = ["member_id", "program"]
@@ -37,6 +45,7 @@ class Summary:
     duplicates: int = 0
     rejected: int = 0
     rows: int = 0
+    resumed_after: int = 0  # physical line a killed run had committed up to (0: fresh run)
     rejects: list[dict] = field(default_factory=list)  # the first KEEP rejected rows
     on_reject: Callable[[dict], None] | None = None  # streams every rejected row (the rejects file)
     dry_run: bool = False
@@ -54,7 +63,8 @@ class Summary:
 
     def as_dict(self) -> dict:
         return {"rows": self.rows, "applied": self.applied, "duplicates": self.duplicates,
-                "rejected": self.rejected, "dry_run": self.dry_run, "rolled_back": self.rolled_back}
+                "rejected": self.rejected, "dry_run": self.dry_run, "rolled_back": self.rolled_back,
+                "resumed_after_line": self.resumed_after}
 
 
 class RowError(LoyaltyError):
@@ -71,9 +81,10 @@ class Source:
     rows: Iterator[tuple[int, dict]]
     size: int | None
     position: Callable[[], int]
+    digest: str | None = None  # SHA-256 of a regular file's bytes (the resume checkpoint's key)
 
 
-def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, io.TextIOBase]:
+def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, object]:
     name = "<stdin>" if path == "-" else path
     try:
         if path == "-":
@@ -99,7 +110,9 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
     if counter.bad_lines:
         raise InputError(f"{name}: not UTF-8 text; is it a CSV file?")
     header = [h.strip() for h in header]
-    unknown = [h for h in header if h not in known]
+    if not any(header):
+        raise InputError(f"{name}:1: empty header line (expected {', '.join(required)}, ...)")
+    unknown = [h for h in header if h not in known and h not in IGNORED]
     if unknown:
         raise InputError(f"{name}:1: unknown column(s) {', '.join(unknown)} (known: {', '.join(known)})")
     missing = [c for c in required if c not in header]
@@ -122,13 +135,27 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
             if not values or values == [""]:
                 continue
             row = dict(zip(header, values))
+            for ignored in IGNORED:
+                row.pop(ignored, None)
             if counter.bad_lines and counter.bad_lines[-1] >= start:
                 row["__error__"] = "not UTF-8 text"
             elif len(values) != len(header):
                 row["__error__"] = f"has {len(values)} fields, the header has {len(header)}"
             yield start, row
 
+    header = [h for h in header if h not in IGNORED]
     return Source(name, header, rows(), size, lambda: raw.tell() if size is not None else 0), raw
+
+
+def file_digest(path: str) -> str | None:
+    """SHA-256 of a regular file (None for stdin, pipes and other streams)."""
+    if path == "-" or not os.path.isfile(path):
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class _LineCounter:
@@ -157,14 +184,19 @@ class _LineCounter:
             return line.decode("utf-8", errors="replace")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
+
+
 def _check_cells(row: dict) -> None:
     if "__error__" in row:
         raise RowError(row.pop("__error__"))
-    for key, value in row.items():
-        if len(value) > MAX_FIELD:
-            raise RowError(f"{key}: longer than {MAX_FIELD} characters")
-        if any(ord(ch) < 32 and ch not in "\t" for ch in value):
-            raise RowError(f"{key}: contains control characters")
+    values = row.values()
+    if max(map(len, values), default=0) > MAX_FIELD or _CONTROL.search("".join(values)):
+        for key, value in row.items():
+            if len(value) > MAX_FIELD:
+                raise RowError(f"{key}: longer than {MAX_FIELD} characters")
+            if _CONTROL.search(value):
+                raise RowError(f"{key}: contains control characters (a line break inside a quoted cell?)")
 
 
 def _need(row: dict, column: str) -> str:
@@ -206,9 +238,9 @@ def _apply_txn(db: Database, row: dict, program: str | None, enroll_unknown: boo
         result = service.redeem(db, member, program_code=program, points=parse_points(points, "points") if points else None,
                                 reward=reward or None, txn=txn, at=at)
     elif kind == "refund":
-        amount = (row.get("amount") or "").strip()
-        result = service.refund(db, _need(row, "ref_txn_id"), amount=parse_amount(amount, "amount") if amount else None,
-                                txn=txn, at=at, member_id=member)
+        ref = _need(row, "ref_txn_id")
+        result = service.refund(db, ref, amount=parse_amount(_need(row, "amount"), "amount"), txn=txn, at=at,
+                                member_id=member)
     elif kind == "adjust":
         result = service.adjust(db, member, points=parse_points(_need(row, "points"), "points", allow_negative=True),
                                 reason=_need(row, "reason"), program_code=program, txn=txn, at=at)
@@ -225,9 +257,12 @@ def import_transactions(db: Database, path: str, *, program: str | None = None, 
     if program:
         service.program(db, program)
     source, handle = open_csv(path, TXN_COLUMNS, TXN_REQUIRED)
+    digest = file_digest(path)
+    key = f"import transactions {digest} {program or ''} {'enroll' if enroll_unknown else ''}" if digest else None
     try:
         return _run(db, source, lambda row: _apply_txn(db, row, program, enroll_unknown),
-                    all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress, rejects=rejects)
+                    all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress, rejects=rejects,
+                    checkpoint=key)
     finally:
         handle.close()
 
@@ -260,38 +295,74 @@ def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry
 
 
 def _run(db: Database, source: Source, apply, *, all_or_nothing: bool, dry_run: bool, progress,
-         rejects: str | None) -> Summary:
+         rejects: str | None, checkpoint: str | None = None) -> Summary:
+    """Apply `apply(row)` to every row (it returns 'recorded' or 'duplicate', or raises a
+    LoyaltyError that rejects the row). `checkpoint` names this import (file digest and
+    options) so a killed run is resumed after the last committed line."""
     summary = Summary(dry_run=dry_run, all_or_nothing=all_or_nothing)
-    if rejects:
-        with RejectsWriter(rejects, source.header) as writer:
-            summary.on_reject = writer
-            return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress)
-    return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress)
+    resume = None
+    if checkpoint and not (dry_run or all_or_nothing):
+        resume = sql.unfinished_checkpoint(db, checkpoint)
+        if resume:
+            summary.resumed_after = resume["line"]
+            summary.rows, summary.applied = resume["rows"], resume["applied"]
+            summary.duplicates, summary.rejected = resume["duplicates"], resume["rejected"]
+    else:
+        checkpoint = None
+    memo_keys = ("enrollments", "brief_results")
+    db.cache.update({"enrollments": {}, "brief_results": True})
+    try:
+        if rejects:
+            with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after) as writer:
+                summary.on_reject = writer
+                return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
+        return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
+    finally:
+        for k in memo_keys:
+            db.cache.pop(k, None)
 
 
 def _loop(db: Database, source: Source, apply, summary: Summary, all_or_nothing: bool, dry_run: bool,
-          progress) -> Summary:
+          progress, checkpoint: str | None = None, resume: dict | None = None) -> Summary:
     whole = all_or_nothing or dry_run
     rows = source.rows
+    if resume:
+        rows = _after(rows, resume["line"])
+    run_id = resume["id"] if resume else None
     done = False
     while not done:
         tx = db.rollback_only() if dry_run else db.write()
         try:
             with tx:
-                done = _batch(db, rows, apply, summary, source, whole, progress)
+                done, line = _batch(db, rows, apply, summary, source, whole, progress)
                 if all_or_nothing and summary.rejected and not dry_run:
                     raise _Abort()
+                if checkpoint:
+                    if summary.on_reject is not None:
+                        summary.on_reject.flush()  # rejects up to the checkpoint survive a kill
+                    state = {"line": max(line, summary.resumed_after), "rows": summary.rows,
+                             "applied": summary.applied, "duplicates": summary.duplicates,
+                             "rejected": summary.rejected, "done": done}
+                    run_id = sql.save_checkpoint(db, run_id, checkpoint, state)
         except _Abort:
             summary.applied = summary.duplicates = 0
             summary.rolled_back = True
         if progress:
-            progress(source.position())
+            progress(source.position(), summary.rows)
     return summary
 
 
-def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: bool, progress) -> bool:
-    """Apply rows until the batch is full (False) or the file ends (True)."""
-    count = 0
+def _after(rows, line: int):
+    """Skip the rows a killed run already committed (those starting at or before `line`)."""
+    for item in rows:
+        if item[0] > line:
+            yield item
+
+
+def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: bool, progress) -> tuple[bool, int]:
+    """Apply rows until the batch is full (False) or the file ends (True); also returns
+    the physical line of the last row applied (0 if none)."""
+    count = line = 0
     for line, row in rows:
         summary.rows += 1
         try:
@@ -300,6 +371,9 @@ def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: b
         except (LoyaltyError, ArithmeticError) as exc:
             message = exc.message if isinstance(exc, LoyaltyError) else f"bad number: {exc}"
             summary.reject({**{k: v for k, v in row.items() if k != "__error__"}, "line": line, "error": message})
+            memo = db.cache.get("enrollments")
+            if memo:
+                memo.clear()  # the savepoint may have undone an enrollment made for this row
         else:
             if status == "duplicate":
                 summary.duplicates += 1
@@ -307,10 +381,10 @@ def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: b
                 summary.applied += 1
         count += 1
         if progress and count % 1000 == 0:
-            progress(source.position())
+            progress(source.position(), summary.rows)
         if not whole and count >= BATCH:
-            return False
-    return True
+            return False, line
+    return True, line
 
 
 class _Abort(Exception):
@@ -320,20 +394,37 @@ class _Abort(Exception):
 class RejectsWriter:
     """Writes rejected rows as they come: the original columns plus line and error."""
 
-    def __init__(self, path: str, header: list[str]):
+    def __init__(self, path: str, header: list[str], keep_upto: int = 0):
         self.path = path
         self.columns = [c for c in header if c not in ("line", "error")] + ["line", "error"]
+        self.keep_upto = keep_upto  # a resumed import keeps the rejects of lines <= this
+
+    def _kept(self) -> list[list[str]]:
+        if not self.keep_upto:
+            return []
+        try:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                rows = list(csv.reader(f))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return []
+        if not rows or rows[0] != self.columns:
+            return []
+        at = self.columns.index("line")
+        return [r for r in rows[1:] if len(r) == len(self.columns) and r[at].isdigit() and int(r[at]) <= self.keep_upto]
 
     def __enter__(self):
-        import csv as _csv
-
+        kept = self._kept()
         try:
             self.out = open(self.path, "w", newline="", encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--rejects {self.path}: {exc.strerror}") from None
-        self.writer = _csv.writer(self.out, lineterminator="\n")
+        self.writer = csv.writer(self.out, lineterminator="\n")
         self.writer.writerow(self.columns)
+        self.writer.writerows(kept)
         return self
+
+    def flush(self) -> None:
+        self.out.flush()
 
     def __call__(self, row: dict) -> None:
         from .render import safe_cell

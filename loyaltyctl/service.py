@@ -36,7 +36,19 @@ def _known_programs(db: Database) -> str:
 
 
 def _enrollment(db: Database, member_id: str, program_code: str | None):
-    """The member's enrollment in the named program, or in their only program."""
+    """The member's enrollment in the named program, or in their only program.
+    Batch imports memoise the result in db.cache["enrollments"] (the columns used
+    here, id, member_id, program_code, tags and joined_at, never change)."""
+    memo = db.cache.get("enrollments")
+    if memo is not None:
+        found = memo.get((member_id, program_code))
+        if found is None:
+            found = memo[(member_id, program_code)] = _lookup_enrollment(db, member_id, program_code)
+        return found
+    return _lookup_enrollment(db, member_id, program_code)
+
+
+def _lookup_enrollment(db: Database, member_id: str, program_code: str | None):
     if program_code:
         d = program(db, program_code)
         enr = store.enrollment(db, member_id, program_code)
@@ -483,6 +495,8 @@ def _result(db, entry, enr, d: Definition, *, status: str, upgraded: str | None 
         "points": entry["points"],
         "effective_at": entry["effective_at"],
         "balance": balance(db, enr, at),
+    if db.cache.get("brief_results"):  # batch imports need only the status, not the new balance
+        return {"status": status, "txn_id": entry["txn_id"]}
     }
     if entry["amount_e4"] is not None:
         out["amount"] = money(abs(entry["amount_e4"]))

@@ -37,7 +37,9 @@ def fmt_ts(dt: datetime) -> str:
 
 def to_dt(text: str) -> datetime:
     """Parse a timestamp stored by loyaltyctl."""
-    return datetime.strptime(text, TS_FORMAT).replace(tzinfo=timezone.utc)
+    if len(text) != 20 or text[10] != "T" or text[19] != "Z":
+        raise ValueError(f"not a stored timestamp: {text!r}")
+    return datetime.fromisoformat(text[:19]).replace(tzinfo=timezone.utc)  # much faster than strptime
 
 
 def ts_or_now(value: str | None, field: str = "--at") -> str:

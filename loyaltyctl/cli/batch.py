@@ -20,20 +20,30 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Run the whole import
 
 @contextmanager
 def progress_bar(path: str):
-    """A Rich progress bar with rows/s on stderr when it is a terminal; nothing otherwise."""
+    """A Rich progress bar with rows and rows/s on stderr when it is a terminal; nothing
+    otherwise. Yields a callback(bytes_read, rows) or None. stdin has no known size:
+    the bar then shows rows and rows/s only."""
     import os
 
-    if path == "-" or not sys.stderr.isatty():
+    if not sys.stderr.isatty():
         yield None
         return
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..render import console
 
-    with Progress(TextColumn("importing"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+    total = None if path == "-" or not os.path.isfile(path) else os.path.getsize(path)
+    with Progress(TextColumn("importing"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]:,.0f} rows/s"),
+                  TimeElapsedColumn(), TimeRemainingColumn(),
                   console=console(stderr=True), transient=True) as bar:
-        task = bar.add_task("import", total=os.path.getsize(path))
-        yield lambda position: bar.update(task, completed=position)
+        task = bar.add_task("import", total=total, rows=0, rate=0.0)
+
+        def update(position: int, rows: int) -> None:
+            elapsed = bar.tasks[task].elapsed or 0
+            bar.update(task, completed=position if total else None, rows=rows,
+                       rate=rows / elapsed if elapsed > 0 else 0.0)
+        yield update
 
 
 def _summary(summary, fmt: Format, source: str) -> None:
