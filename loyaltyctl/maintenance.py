@@ -16,10 +16,26 @@ ERASED = "[erased]"
 
 
 def verify(db: Database) -> dict:
-    """Check every invariant; returns {"ok": bool, "violations": [...]}."""
+    """Check every invariant; returns {"ok": bool, "violations": [...]}.
+
+    A file SQLite itself finds damaged is reported as integrity_check violations
+    only: the ledger checks cannot be trusted (or even run) on it."""
     found: list[dict] = []
-    for problem in checks.integrity(db):
-        found.append({"check": "integrity_check", "detail": problem})
+    counts: dict = {}
+    try:
+        for problem in checks.integrity(db):
+            found.append({"check": "integrity_check", "detail": problem})
+        if not found:
+            _ledger_checks(db, found)
+            counts = {t: db.scalar(f"SELECT count(*) FROM {t}") for t in ("members", "enrollments", "entries", "lots")}
+    except sqlite3.DatabaseError as exc:
+        found.append({"check": "integrity_check", "detail": f"cannot read the database: {exc}"})
+    if found and not counts:
+        counts = dict.fromkeys(("members", "enrollments", "entries", "lots"))
+    return {"ok": not found, "violations": found, "path": db.path} | counts
+
+
+def _ledger_checks(db: Database, found: list[dict]) -> None:
     for r in checks.foreign_keys(db):
         found.append({"check": "foreign_key_check", "detail": f"{r[0]} row {r[1]} -> {r[2]}"})
     for name, (description, _) in checks.CHECKS.items():
@@ -31,8 +47,6 @@ def verify(db: Database) -> dict:
         if index >= len(earn) or earn[index]["rule"] != r["rule_kind"]:
             found.append({"check": "entry_rule", "detail": f"entries cite earn[{index}] {r['rule_kind']} which "
                                                            f"{r['program_code']} v{r['version']} does not have"})
-    counts = {t: db.scalar(f"SELECT count(*) FROM {t}") for t in ("members", "enrollments", "entries", "lots")}
-    return {"ok": not found, "violations": found, "path": db.path} | counts
 
 
 def backup(db: Database, dest: str, *, force: bool = False) -> dict:
@@ -47,7 +61,8 @@ def backup(db: Database, dest: str, *, force: bool = False) -> dict:
     old = os.umask(0o077)  # the copy is created readable by its owner only
     try:
         db.execute("VACUUM INTO ?", (dest,))
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:
+        _remove(dest)
         raise DatabaseError(f"backup to {dest} failed: {exc}") from None
     finally:
         os.umask(old)
@@ -57,8 +72,16 @@ def backup(db: Database, dest: str, *, force: bool = False) -> dict:
     finally:
         copy.close()
     if not result["ok"]:
-        raise DatabaseError(f"backup {dest} failed verification: {result['violations'][0]['detail']}")
+        _remove(dest)  # never leave an unverified file that looks like a backup
+        raise DatabaseError(f"backup {dest} failed verification: {result['violations'][0]['check']}: "
+                            f"{result['violations'][0]['detail']}")
     return {"backup": dest, "verified": True, "entries": result["entries"], "members": result["members"]}
+
+
+def _remove(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
 
 
 def restore(src: str, dest: str, *, force: bool = False) -> dict:
@@ -103,5 +126,9 @@ def erase_member(db: Database, member_id: str) -> dict:
         if member["erased_at"]:
             return {"member_id": member_id, "erased_at": member["erased_at"], "status": "already erased"}
         at = fmt_ts(now())
+        db.execute("PRAGMA secure_delete = ON")  # zero the old text in the page, not just unlink it
         comments = store.erase_member(db, member_id, ERASED, at)
-    return {"member_id": member_id, "erased_at": at, "status": "erased", "comments": comments}
+    # Old page images stay in the WAL file until it is checkpointed and truncated.
+    busy = db.one("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+    return {"member_id": member_id, "erased_at": at, "status": "erased", "comments": comments,
+            "scrubbed": not busy}

@@ -75,6 +75,27 @@ class Group(TyperGroup):
         except LoyaltyError as exc:
             print(f"Error: {exc.message}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:
+            message = _storage_error(exc)
+            if message is None:
+                raise  # a bug: keep the traceback
+            print(f"Error: {message}", file=sys.stderr)
+            raise typer.Exit(1) from None
+
+
+_STORAGE = ("disk I/O error", "database or disk is full", "readonly database", "unable to open database file",
+            "database is locked")
+
+
+def _storage_error(exc: Exception) -> str | None:
+    """A damaged, full or unwritable database file is the operator's problem, not a bug: one line."""
+    import sqlite3
+
+    text = str(exc)
+    if type(exc) is sqlite3.DatabaseError or (isinstance(exc, sqlite3.OperationalError)
+                                              and any(s in text for s in _STORAGE)):
+        return f"database error: {text} (check the file with `loyaltyctl verify`; restore a backup if damaged)"
+    return None
 
 
 class State:

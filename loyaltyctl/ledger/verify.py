@@ -69,9 +69,13 @@ CHECKS: dict[str, tuple[str, str]] = {
 }
 
 
-def integrity(db: Database) -> list[str]:
-    rows = [r[0] for r in db.all("PRAGMA integrity_check")]
-    return [] if rows == ["ok"] else rows
+def integrity(db: Database, limit: int = 20) -> list[str]:
+    """SQLite's own structural check: [] when ok, else up to `limit` problem lines."""
+    rows = [r[0] for r in db.all(f"PRAGMA integrity_check({int(limit)})")]
+    if rows == ["ok"]:
+        return []
+    lines = [line for row in rows for line in str(row).splitlines() if line.strip() and not line.startswith("***")]
+    return lines[:limit]
 
 
 def foreign_keys(db: Database) -> list:
