@@ -62,11 +62,33 @@ def write(columns: list[str], stream: Iterable[dict], fmt: str, out=None) -> int
             n += 1
         out.write("\n]\n" if n else "]\n")
         return n
-    import csv
-
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out)
     writer.writerow(columns)
     for row in stream:
         writer.writerow([safe_cell(row.get(c)) for c in columns])
         n += 1
     return n
+
+
+class csv_writer:
+    """csv.writer with "\n" line ends that still quotes cells holding a carriage return
+    (the stdlib writer only quotes the characters of its own line terminator, so a lone
+    CR would otherwise be written bare and break the row for every reader)."""
+
+    def __init__(self, out):
+        import csv
+        import io
+
+        self.out = out
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, lineterminator="\r\n")
+
+    def writerow(self, row) -> None:
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.writer.writerow(row)
+        self.out.write(self.buffer.getvalue()[:-2] + "\n")
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)

@@ -37,6 +37,7 @@ IGNORED = ["line", "error"]  # added by the rejects file, so a corrected rejects
 KINDS = ("purchase", "redeem", "refund", "event", "adjust", "opening")
 MEMBER_COLUMNS = ["member_id", "program", "name", "email", "tags", "referred_by", "joined_at", "account"]
 MEMBER_REQUIRED = ["member_id", "program"]
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
 
 
 @dataclass
@@ -110,6 +111,8 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
     if counter.bad_lines:
         raise InputError(f"{name}: not UTF-8 text; is it a CSV file?")
     header = [h.strip() for h in header]
+    if any(_CONTROL.search(h) for h in header):
+        raise InputError(f"{name}:1: the header line has control characters; is it a CSV file?")
     if not any(header):
         raise InputError(f"{name}:1: empty header line (expected {', '.join(required)}, ...)")
     unknown = [h for h in header if h not in known and h not in IGNORED]
@@ -143,8 +146,8 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
                 row["__error__"] = f"has {len(values)} fields, the header has {len(header)}"
             yield start, row
 
-    header = [h for h in header if h not in IGNORED]
-    return Source(name, header, rows(), size, lambda: raw.tell() if size is not None else 0), raw
+    columns = [h for h in header if h not in IGNORED]
+    return Source(name, columns, rows(), size, lambda: raw.tell() if size is not None else 0), raw
 
 
 def file_digest(path: str) -> str | None:
@@ -182,9 +185,6 @@ class _LineCounter:
         except UnicodeDecodeError:
             self.bad_lines.append(self.lines)
             return line.decode("utf-8", errors="replace")
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
 
 
 def _check_cells(row: dict) -> None:
@@ -418,7 +418,9 @@ class RejectsWriter:
             self.out = open(self.path, "w", newline="", encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--rejects {self.path}: {exc.strerror}") from None
-        self.writer = csv.writer(self.out, lineterminator="\n")
+        from .exports import csv_writer
+
+        self.writer = csv_writer(self.out)
         self.writer.writerow(self.columns)
         self.writer.writerows(kept)
         return self

@@ -82,7 +82,7 @@ def import_transactions(
     """Import purchases, redemptions, refunds, events, adjustments and opening balances.
 
     Columns: txn_id, member_id, kind, occurred_at; then by kind: purchase amount
-    [partner]; redeem points|reward; refund ref_txn_id [amount]; event event;
+    [partner]; redeem points|reward; refund ref_txn_id amount; event event;
     adjust points reason; opening points [expires_at]. An empty member_id on a
     purchase is an anonymous sale. Re-importing a file credits nothing twice.
     Exit 0 when every row applied (or was a duplicate), 1 when any was rejected.
