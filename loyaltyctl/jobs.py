@@ -27,7 +27,7 @@ def expire(db: Database, as_of: str | None = None, program: str | None = None, d
         summary = {"as_of": at, "program": program, "dry_run": dry_run,
                    "lots": sum(m["lots"] for m in members), "points": sum(m["points"] for m in members),
                    "members": len(members)}
-        if not dry_run:
+        if not dry_run and summary["lots"]:  # a run with nothing due writes nothing at all
             sql.record_due(db, fmt_ts(now()))
             sql.record_job(db, "expire", program, at, json.dumps(summary), fmt_ts(now()))
     summary["by_member"] = members
@@ -52,7 +52,7 @@ def review(db: Database, as_of: str | None = None, program: str | None = None, d
         counts = Counter(m["direction"] for m in moves)
         summary = {"as_of": at, "program": program, "dry_run": dry_run, "up": counts["up"], "down": counts["down"],
                    "members": len(moves)}
-        if not dry_run:
+        if not dry_run and moves:  # a run that moves nobody writes nothing at all
             sql.record_job(db, "tiers-review", program, at, json.dumps(summary), recorded)
     summary["moves"] = moves
     return summary
@@ -77,13 +77,12 @@ def _review_program(db: Database, d, at: str, recorded: str, dry_run: bool) -> l
         if current is None or target.index != current.index:
             decided.append((r, total, target, current))
     if fell:
-        # Grace: keep the old tier while the member still qualified for it grace_days ago.
-        then = to_dt(at) - timedelta(days=d.grace_days)
-        earlier = sql.qualifying_totals(db, fmt_ts(rules.window_start(then, d.window_days)), fmt_ts(then),
-                                        d.basis, [r["id"] for r, *_ in fell])
+        # Grace: keep the old tier until grace_days after the member first fell short, i.e. while
+        # they qualified for it at some moment of the last grace_days (or got it within them).
+        then = fmt_ts(to_dt(at) - timedelta(days=d.grace_days))
+        best = sql.best_totals(db, then, at, d.window_days, d.basis, [r["id"] for r, *_ in fell])
         for r, total, target, current in fell:
-            before = scale(earlier.get(r["id"], 0))
-            if before >= current.threshold or r["tier_since"] > fmt_ts(then):
+            if scale(best.get(r["id"], 0)) >= current.threshold or r["tier_since"] > then:
                 continue  # fell short less than grace_days ago, or reached the tier within them
             decided.append((r, total, target, current))
     unit = d.currency if d.basis == "spend" else "points"

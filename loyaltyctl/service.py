@@ -129,7 +129,7 @@ def _credit(db: Database, enr, d: Definition, points: int, at: str, recorded: st
         effective_at=at, recorded_at=recorded, **fields,
     )
     if points > 0:
-        lot_id = store.insert_lot(db, enr["id"], entry_id, points, at, expires_at)
+        lot_id = store.insert_lot(db, enr["id"], entry_id, points, at, expires_at, d.inactivity_days)
         if repay:
             store.insert_moves(db, entry_id, at, [(lot_id, -repay)])
     return entry_id
@@ -148,6 +148,15 @@ def _debit(db: Database, enr, d: Definition, points: int, at: str, recorded: str
     )
     store.insert_moves(db, entry_id, at, [(lot_id, -take) for lot_id, take in taken])
     return entry_id
+
+
+def _no_activity_before_inactivity_expiry(db: Database, enr, at: str) -> None:
+    """An earn or redemption is activity: it would move inactivity deadlines already
+    recorded by the expire job, so it may not be backdated before one."""
+    last = store.last_inactivity_expiry(db, enr["id"])
+    if last is not None and at < last:
+        raise Conflict(f"--at {at} is before points of member {enr['member_id']!r} expired for inactivity at {last} "
+                       "(recorded by the expire job); record it at or after that time")
 
 
 def available(db: Database, enr, at: str) -> int:
@@ -256,6 +265,7 @@ def earn(db: Database, member_id: str, *, program_code=None, amount: Decimal | N
         when = ts_or_now(at)
         recorded = fmt_ts(now())
         _not_before_joining(enr, when)
+        _no_activity_before_inactivity_expiry(db, enr, when)
         txn_id = _txn_id(txn, "earn")
         if event is not None:
             entry_id = _earn_event(db, enr, d, event, when, recorded, txn_id, content)
@@ -339,6 +349,7 @@ def redeem(db: Database, member_id: str, *, program_code=None, points: int | Non
             points = int(spec["points"])
         when = ts_or_now(at)
         _not_before_joining(enr, when)
+        _no_activity_before_inactivity_expiry(db, enr, when)
         have = available(db, enr, when)
         if have < points:
             raise Conflict(f"insufficient points: member {member_id!r} has {have} available at {when}, "
@@ -484,6 +495,8 @@ def is_enrolled(db: Database, member_id: str, program_code: str) -> bool:
 
 
 def _result(db, entry, enr, d: Definition, *, status: str, upgraded: str | None = None) -> dict:
+    if db.cache.get("brief_results"):  # batch imports need only the status, not the new balance
+        return {"status": status, "txn_id": entry["txn_id"]}
     at = max(entry["effective_at"], fmt_ts(now()))
     out = {
         "status": status,
@@ -495,8 +508,6 @@ def _result(db, entry, enr, d: Definition, *, status: str, upgraded: str | None 
         "points": entry["points"],
         "effective_at": entry["effective_at"],
         "balance": balance(db, enr, at),
-    if db.cache.get("brief_results"):  # batch imports need only the status, not the new balance
-        return {"status": status, "txn_id": entry["txn_id"]}
     }
     if entry["amount_e4"] is not None:
         out["amount"] = money(abs(entry["amount_e4"]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .db import Database
-from .store import qualifying_sql
+from .store import LOT_EXPIRY, qualifying_sql
 
 
 def _scope(program: str | None) -> tuple[str, dict]:
@@ -13,14 +13,31 @@ def _scope(program: str | None) -> tuple[str, dict]:
 
 
 def due_lots(db: Database, as_of: str, program: str | None) -> None:
-    """Collect the lots due to expire at `as_of` into the temp table _due."""
+    """Collect the lots due to expire at `as_of` into the temp table _due, each with the
+    moment it expired (expires_at, or the inactivity deadline when sooner) and why."""
     scope, params = _scope(program)
     db.execute("DROP TABLE IF EXISTS temp._due")
     db.execute(
-        f"""CREATE TEMP TABLE _due AS
-            SELECT l.id AS lot_id, l.enrollment_id, l.remaining AS points, l.expires_at, l.earned_at
+        """CREATE TEMP TABLE _due (lot_id INTEGER PRIMARY KEY, enrollment_id INTEGER, points INTEGER,
+                                   expires_at TEXT, earned_at TEXT, rule TEXT)"""
+    )
+    # Fast path: lots without inactivity expiry, by the partial index on open lots' expiry.
+    db.execute(
+        f"""INSERT INTO _due
+            SELECT l.id, l.enrollment_id, l.remaining, l.expires_at, l.earned_at, 'expiry'
             FROM lots l
-            WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= :as_of{scope}""",
+            WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= :as_of
+              AND l.inactivity_days IS NULL{scope}""",
+        {"as_of": as_of, **params},
+    )
+    # Lots of programs with inactivity_days: their effective expiry, computed as the balance queries do.
+    db.execute(
+        f"""INSERT INTO _due
+            SELECT id, enrollment_id, remaining, eff, earned_at,
+                   CASE WHEN expires_at IS NOT NULL AND expires_at <= eff THEN 'expiry' ELSE 'inactivity' END
+            FROM (SELECT l.id, l.enrollment_id, l.remaining, l.expires_at, l.earned_at, {LOT_EXPIRY} AS eff
+                  FROM lots l WHERE l.inactivity_days IS NOT NULL AND l.remaining > 0{scope})
+            WHERE eff <= :as_of""",
         {"as_of": as_of, **params},
     )
 
@@ -39,8 +56,10 @@ def record_due(db: Database, recorded_at: str) -> None:
     db.execute(
         """INSERT INTO entries (txn_id, enrollment_id, kind, rule_kind, program_version_id, points, uncovered,
                                 reason, effective_at, recorded_at)
-           SELECT 'expire-' || d.lot_id, d.enrollment_id, 'expire', 'expiry', v.id, -d.points, 0,
-                  'lot ' || d.lot_id || ' earned ' || d.earned_at, d.expires_at, :at
+           SELECT 'expire-' || d.lot_id, d.enrollment_id, 'expire', d.rule, v.id, -d.points, 0,
+                  'lot ' || d.lot_id || ' earned ' || d.earned_at
+                      || CASE WHEN d.rule = 'inactivity' THEN '; no earn or redemption since' ELSE '' END,
+                  d.expires_at, :at
            FROM _due d
            JOIN enrollments e ON e.id = d.enrollment_id
            JOIN programs p ON p.code = e.program_code
@@ -91,14 +110,37 @@ def review_rows(db: Database, program: str, start: str, as_of: str, basis: str) 
     )
 
 
-def qualifying_totals(db: Database, start: str, as_of: str, basis: str, ids: list[int]) -> dict[int, int]:
-    """Qualifying totals in (start, as_of] for the given enrollments (grace checks)."""
+def best_totals(db: Database, then: str, as_of: str, window_days: int, basis: str, ids: list[int]) -> dict[int, int]:
+    """Per enrollment, the highest qualifying total at any moment in [then, as_of]. The total
+    (window of window_days, net of refunds so far) only rises when a qualifying entry enters
+    the window, so its maximum is reached at `then` or at one of those entries."""
     if not ids:
         return {}
+    value = "amount_e4" if basis == "spend" else "points"
+    # the same qualifying entries as store.qualifying_sql
+    kinds = "p.rule_kind = 'spend'" if basis == "spend" else "p.rule_kind IN ('spend', 'partner', 'event', 'referral')"
     db.execute("DROP TABLE IF EXISTS temp._ids")
     db.execute("CREATE TEMP TABLE _ids (id INTEGER PRIMARY KEY)")
     db.executemany("INSERT INTO _ids (id) VALUES (?)", [(i,) for i in ids])
-    rows = db.all(qualifying_sql(basis, "p.enrollment_id IN (SELECT id FROM _ids)"), {"start": start, "t": as_of})
+    rows = db.all(
+        f"""WITH cand(eid, c) AS (
+                SELECT id, :then FROM _ids
+                UNION
+                SELECT p.enrollment_id, p.effective_at FROM entries p
+                WHERE p.enrollment_id IN (SELECT id FROM _ids) AND p.kind = 'earn' AND {kinds}
+                  AND p.effective_at > :then AND p.effective_at <= :t
+            )
+            SELECT cand.eid, MAX(COALESCE((
+                SELECT SUM(p.{value} + COALESCE((SELECT SUM(r.{value}) FROM entries r
+                                                WHERE r.ref_entry_id = p.id AND r.kind = 'refund'
+                                                  AND r.effective_at <= cand.c), 0))
+                FROM entries p
+                WHERE p.enrollment_id = cand.eid AND p.kind = 'earn' AND {kinds}
+                  AND p.effective_at > strftime('%Y-%m-%dT%H:%M:%SZ', cand.c, '-{int(window_days)} days')
+                  AND p.effective_at <= cand.c), 0)) AS best
+            FROM cand GROUP BY cand.eid""",
+        {"then": then, "t": as_of},
+    )
     db.execute("DROP TABLE temp._ids")
     return {r[0]: r[1] for r in rows}
 
@@ -132,10 +174,12 @@ def record_job(db: Database, job: str, program: str | None, as_of: str, summary:
 
 def expiring(db: Database, t: str, until: str, program: str | None, min_points: int) -> list:
     """Members with points in lots expiring in (t, until], as they stand at t."""
-    sql = """SELECT e.member_id, m.name, m.email, e.program_code, SUM(l.remaining) AS points,
-                    MIN(l.expires_at) AS first_expiry, count(*) AS lots
+    sql = f"""SELECT e.member_id, m.name, m.email, e.program_code, SUM(l.remaining) AS points,
+                    MIN({LOT_EXPIRY}) AS first_expiry, count(*) AS lots
              FROM lots l JOIN enrollments e ON e.id = l.enrollment_id JOIN members m ON m.member_id = e.member_id
-             WHERE l.remaining > 0 AND l.earned_at <= :t AND l.expires_at > :t AND l.expires_at <= :until"""
+             WHERE l.remaining > 0 AND l.earned_at <= :t
+               AND ((l.inactivity_days IS NULL AND l.expires_at > :t AND l.expires_at <= :until)
+                    OR (l.inactivity_days IS NOT NULL AND {LOT_EXPIRY} > :t AND {LOT_EXPIRY} <= :until))"""
     params: dict = {"t": t, "until": until, "min": min_points}
     if program:
         sql += " AND e.program_code = :program"

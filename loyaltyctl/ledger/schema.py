@@ -131,4 +131,17 @@ V1 = [
     )""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1]
+# Inactivity expiry: each lot keeps the program's inactivity_days in force when it was
+# earned (NULL = none), like expires_at, so later program versions never rewrite history.
+V_INACTIVITY = [
+    "ALTER TABLE lots ADD COLUMN inactivity_days INTEGER",
+    "CREATE INDEX lots_inactive_open ON lots(enrollment_id) WHERE inactivity_days IS NOT NULL AND remaining > 0",
+]
+
+# Member data: `member erase` and per-member NPS reads find a member's responses by
+# index instead of scanning every response.
+V_MEMBER_DATA = [
+    "CREATE INDEX nps_member ON nps_responses(member_id) WHERE member_id IS NOT NULL",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA]

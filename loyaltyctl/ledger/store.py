@@ -139,11 +139,12 @@ def refunds_of(db: Database, entry_id: int):
     )
 
 
-def insert_lot(db: Database, enrollment_id: int, entry_id: int, points: int, earned_at: str, expires_at) -> int:
+def insert_lot(db: Database, enrollment_id: int, entry_id: int, points: int, earned_at: str, expires_at,
+               inactivity_days: int | None = None) -> int:
     cur = db.execute(
-        """INSERT INTO lots (enrollment_id, entry_id, points, earned_at, expires_at, remaining)
-           VALUES (?, ?, ?, ?, ?, ?)""",
-        (enrollment_id, entry_id, points, earned_at, expires_at, points),
+        """INSERT INTO lots (enrollment_id, entry_id, points, earned_at, expires_at, remaining, inactivity_days)
+           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        (enrollment_id, entry_id, points, earned_at, expires_at, points, inactivity_days),
     )
     return cur.lastrowid
 
@@ -162,11 +163,10 @@ def live_lots(db: Database, enrollment_id: int, at: str, first_lot: int | None =
     """(lot_id, remaining) of lots usable at `at`, soonest expiry first (never-expiring last);
     `first_lot` is put ahead of the rest (a refund claws back from its own lot first)."""
     rows = db.all(
-        """SELECT id, remaining FROM lots
-           WHERE enrollment_id = ? AND remaining > 0 AND earned_at <= ?
-             AND (expires_at IS NULL OR expires_at > ?)
-           ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END, expires_at IS NULL, expires_at, id""",
-        (enrollment_id, at, at, first_lot if first_lot is not None else -1),
+        f"""SELECT l.id, l.remaining FROM lots l
+            WHERE l.enrollment_id = :e AND l.remaining > 0 AND l.earned_at <= :t AND {LOT_ALIVE}
+            ORDER BY CASE WHEN l.id = :first THEN 0 ELSE 1 END, {LOT_EXPIRY} IS NULL, {LOT_EXPIRY}, l.id""",
+        {"e": enrollment_id, "t": at, "first": first_lot if first_lot is not None else -1},
     )
     return [(r[0], r[1]) for r in rows]
 
@@ -176,8 +176,9 @@ def lot_of_entry(db: Database, entry_id: int):
 
 
 def moves_of_entry(db: Database, entry_id: int) -> list:
+    """The entry's lot moves; expires_at is the lot's effective expiry (inactivity included)."""
     return db.all(
-        """SELECT m.lot_id, m.points, l.expires_at, l.remaining, l.earned_at
+        f"""SELECT m.lot_id, m.points, {LOT_EXPIRY} AS expires_at, l.remaining, l.earned_at
            FROM lot_moves m JOIN lots l ON l.id = m.lot_id WHERE m.entry_id = ? ORDER BY m.id""",
         (entry_id,),
     )
@@ -194,10 +195,34 @@ def event_count(db: Database, enrollment_id: int, event: str, start: str | None,
 
 # --- state as of a moment --------------------------------------------------------
 
+# Inactivity expiry. A lot with inactivity_days D expires at the first moment x + D where x is
+# the lot's earning time or a later activity (an earn or redeem entry of the enrollment) and
+# no activity follows x before x + D. Computed from the ledger alone (a LEAD over the member's
+# activity times), so a balance as of T never depends on whether the expire job ran; while the
+# member stays active it is a projection (last activity + D). Lots without inactivity_days
+# take the fast path: their expiry is just expires_at.
+INACTIVITY_DEADLINE = """(SELECT MIN(s.xp) FROM (
+        SELECT strftime('%Y-%m-%dT%H:%M:%SZ', a.x, '+' || l.inactivity_days || ' days') AS xp,
+               LEAD(a.x) OVER (ORDER BY a.x) AS nx
+        FROM (SELECT l.earned_at AS x
+              UNION ALL
+              SELECT ae.effective_at FROM entries ae
+              WHERE ae.enrollment_id = l.enrollment_id AND ae.kind IN ('earn', 'redeem')
+                AND ae.effective_at > l.earned_at) a) s
+    WHERE s.nx IS NULL OR s.nx >= s.xp)"""
+# Effective expiry of lot `l` (NULL: never): the sooner of expires_at and the inactivity deadline.
+LOT_EXPIRY = (f"(CASE WHEN l.inactivity_days IS NULL THEN l.expires_at"
+              f" ELSE min(COALESCE(l.expires_at, '9'), {INACTIVITY_DEADLINE}) END)")
+# Lot `l` not expired at :t (earned_at <= :t is checked apart).
+LOT_ALIVE = (f"(l.expires_at IS NULL OR l.expires_at > :t)"
+             f" AND (l.inactivity_days IS NULL OR {INACTIVITY_DEADLINE} > :t)")
+# Lot `l` expired at :t.
+LOT_EXPIRED = f"(l.expires_at <= :t OR (l.inactivity_days IS NOT NULL AND {INACTIVITY_DEADLINE} <= :t))"
+
 _LOT_AT = "(l.points + COALESCE((SELECT SUM(m.points) FROM lot_moves m WHERE m.lot_id = l.id AND m.effective_at <= :t), 0))"
 _LOT_AT_EXPIRY = (
     "(l.points + COALESCE((SELECT SUM(m.points) FROM lot_moves m"
-    " WHERE m.lot_id = l.id AND m.effective_at < l.expires_at), 0))"
+    f" WHERE m.lot_id = l.id AND m.effective_at < {LOT_EXPIRY}), 0))"
 )
 
 
@@ -205,8 +230,7 @@ def balance_at(db: Database, enrollment_id: int, t: str) -> int:
     """Points of lots alive at t, as they stood at t, plus any uncovered claw-back (debt)."""
     return db.scalar(
         f"""SELECT COALESCE((SELECT SUM({_LOT_AT}) FROM lots l
-                     WHERE l.enrollment_id = :e AND l.earned_at <= :t
-                       AND (l.expires_at IS NULL OR l.expires_at > :t)), 0)
+                     WHERE l.enrollment_id = :e AND l.earned_at <= :t AND {LOT_ALIVE}), 0)
                  + COALESCE((SELECT SUM(uncovered) FROM entries
                      WHERE enrollment_id = :e AND effective_at <= :t), 0)""",
         {"e": enrollment_id, "t": t},
@@ -223,13 +247,13 @@ def counters_at(db: Database, enrollment_id: int, t: str, soon: str):
                   AS clawed_back,
               COALESCE(SUM(CASE WHEN kind = 'adjust' THEN points END), 0) AS adjusted,
               (SELECT COALESCE(SUM({_LOT_AT_EXPIRY}), 0) FROM lots l
-                 WHERE l.enrollment_id = :e AND l.expires_at <= :t) AS expired,
+                 WHERE l.enrollment_id = :e AND {LOT_EXPIRED}) AS expired,
               (SELECT COALESCE(SUM({_LOT_AT}), 0) FROM lots l
                  WHERE l.enrollment_id = :e AND l.earned_at <= :t
-                   AND l.expires_at > :t AND l.expires_at <= :soon) AS expiring_soon,
-              (SELECT MIN(l.expires_at) FROM lots l
+                   AND {LOT_EXPIRY} > :t AND {LOT_EXPIRY} <= :soon) AS expiring_soon,
+              (SELECT MIN({LOT_EXPIRY}) FROM lots l
                  WHERE l.enrollment_id = :e AND l.earned_at <= :t
-                   AND l.expires_at > :t AND {_LOT_AT} > 0) AS next_expiry,
+                   AND {LOT_EXPIRY} > :t AND {_LOT_AT} > 0) AS next_expiry,
               MAX(CASE WHEN kind IN ('earn', 'redeem') THEN effective_at END) AS last_activity
             FROM entries WHERE enrollment_id = :e AND effective_at <= :t""",
         {"e": enrollment_id, "t": t, "soon": soon},
@@ -283,13 +307,13 @@ def insert_tier_change(db: Database, enrollment_id, tier, previous, source, reas
 def pending_expiries(db: Database, enrollment_id: int, t: str) -> list:
     """Lots expired at t whose expiry the expire job has not recorded yet, with the points it will take."""
     return db.all(
-        f"""SELECT l.id, l.expires_at, {_LOT_AT_EXPIRY} AS points FROM lots l
-            WHERE l.enrollment_id = ? AND l.expires_at <= ?
+        f"""SELECT l.id, {LOT_EXPIRY} AS expires_at, {_LOT_AT_EXPIRY} AS points FROM lots l
+            WHERE l.enrollment_id = :e AND {LOT_EXPIRED}
               AND NOT EXISTS (SELECT 1 FROM lot_moves m JOIN entries e ON e.id = m.entry_id
                               WHERE m.lot_id = l.id AND e.kind = 'expire')
               AND {_LOT_AT_EXPIRY} > 0
-            ORDER BY l.expires_at, l.id""",
-        (enrollment_id, t),
+            ORDER BY 2, l.id""",
+        {"e": enrollment_id, "t": t},
     )
 
 
@@ -329,6 +353,13 @@ def tier_changes_of(db: Database, enrollment_id: int, t: str | None) -> list:
     return db.all(sql + " ORDER BY effective_at, id", params)
 
 
+def last_inactivity_expiry(db: Database, enrollment_id: int) -> str | None:
+    return db.scalar(
+        "SELECT MAX(effective_at) FROM entries WHERE enrollment_id = ? AND kind = 'expire' AND rule_kind = 'inactivity'",
+        (enrollment_id,),
+    )
+
+
 def lot_expiry_recorded(db: Database, lot_id: int) -> bool:
     return db.one(
         """SELECT 1 FROM lot_moves m JOIN entries e ON e.id = m.entry_id
@@ -339,11 +370,11 @@ def lot_expiry_recorded(db: Database, lot_id: int) -> bool:
 
 def balances_at(db: Database, t: str, program: str | None = None, tier: str | None = None) -> list:
     """Every enrollment with its balance and tier as they stood at t, in one query."""
-    sql = """
+    sql = f"""
         WITH lot_at AS (
             SELECT l.enrollment_id AS eid, l.points + COALESCE(SUM(m.points), 0) AS rem
             FROM lots l LEFT JOIN lot_moves m ON m.lot_id = l.id AND m.effective_at <= :t
-            WHERE l.earned_at <= :t AND (l.expires_at IS NULL OR l.expires_at > :t)
+            WHERE l.earned_at <= :t AND {LOT_ALIVE}
             GROUP BY l.id, l.enrollment_id, l.points
         ), lot_sum AS (
             SELECT eid, SUM(rem) AS points FROM lot_at GROUP BY eid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .db import Database
+from .store import LOT_EXPIRY
 
 CHECKS: dict[str, tuple[str, str]] = {
     "enrollment_totals": (
@@ -42,10 +43,17 @@ CHECKS: dict[str, tuple[str, str]] = {
              AND l.remaining <> 0""",
     ),
     "move_after_expiry": (
-        "a lot was used after it expired",
-        """SELECT m.id AS move_id, m.lot_id, e.txn_id FROM lot_moves m
+        "a lot was used after it expired (by date or for inactivity)",
+        f"""SELECT m.id AS move_id, m.lot_id, e.txn_id FROM lot_moves m
            JOIN entries e ON e.id = m.entry_id JOIN lots l ON l.id = m.lot_id
-           WHERE e.kind <> 'expire' AND l.expires_at IS NOT NULL AND m.effective_at >= l.expires_at""",
+           WHERE e.kind <> 'expire' AND ((l.expires_at IS NOT NULL AND m.effective_at >= l.expires_at)
+                 OR (l.inactivity_days IS NOT NULL AND m.effective_at >= {LOT_EXPIRY}))""",
+    ),
+    "expiry_time": (
+        "a recorded expiry takes effect at another time than the lot's expiry",
+        f"""SELECT e.txn_id, e.effective_at, {LOT_EXPIRY} AS lot_expiry FROM entries e
+           JOIN lot_moves m ON m.entry_id = e.id JOIN lots l ON l.id = m.lot_id
+           WHERE e.kind = 'expire' AND e.effective_at IS NOT {LOT_EXPIRY}""",
     ),
     "redemption_overdraw": (
         "a redemption took points the member did not have",
