@@ -11,6 +11,15 @@ from typer.testing import CliRunner
 
 from loyaltyctl.cli import app
 
+# Typer rebuilds the whole click command tree on every invoke (~0.1 s, most of a test
+# command's time); a process builds it once, so the tests do too.
+import typer.main  # noqa: E402
+import typer.testing  # noqa: E402
+
+_COMMAND = typer.main.get_command(app)
+_build = typer.testing._get_command
+typer.testing._get_command = lambda a: _COMMAND if a is app else _build(a)
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = ROOT / "loyaltyctl" / "programs"
 
