@@ -17,6 +17,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from itertools import islice
 from decimal import Decimal
 from typing import Callable, Iterator
 
@@ -254,6 +255,8 @@ def _apply_txn(db: Database, row: dict, program: str | None, enroll_unknown: boo
 def import_transactions(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
                         enroll_unknown: bool = False, dry_run: bool = False, progress=None,
                         rejects: str | None = None) -> Summary:
+    from . import bulk
+
     if program:
         service.program(db, program)
     source, handle = open_csv(path, TXN_COLUMNS, TXN_REQUIRED)
@@ -262,7 +265,7 @@ def import_transactions(db: Database, path: str, *, program: str | None = None, 
     try:
         return _run(db, source, lambda row: _apply_txn(db, row, program, enroll_unknown),
                     all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress, rejects=rejects,
-                    checkpoint=key)
+                    checkpoint=key, fast=lambda chunk: bulk.apply_batch(db, chunk, program, enroll_unknown))
     finally:
         handle.close()
 
@@ -295,7 +298,7 @@ def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry
 
 
 def _run(db: Database, source: Source, apply, *, all_or_nothing: bool, dry_run: bool, progress,
-         rejects: str | None, checkpoint: str | None = None) -> Summary:
+         rejects: str | None, checkpoint: str | None = None, fast=None) -> Summary:
     """Apply `apply(row)` to every row (it returns 'recorded' or 'duplicate', or raises a
     LoyaltyError that rejects the row). `checkpoint` names this import (file digest and
     options) so a killed run is resumed after the last committed line."""
@@ -315,15 +318,15 @@ def _run(db: Database, source: Source, apply, *, all_or_nothing: bool, dry_run: 
         if rejects:
             with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after) as writer:
                 summary.on_reject = writer
-                return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
-        return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
+                return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress, checkpoint, resume, fast)
+        return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress, checkpoint, resume, fast)
     finally:
         for k in memo_keys:
             db.cache.pop(k, None)
 
 
 def _loop(db: Database, source: Source, apply, summary: Summary, all_or_nothing: bool, dry_run: bool,
-          progress, checkpoint: str | None = None, resume: dict | None = None) -> Summary:
+          progress, checkpoint: str | None = None, resume: dict | None = None, fast=None) -> Summary:
     whole = all_or_nothing or dry_run
     rows = source.rows
     if resume:
@@ -334,7 +337,7 @@ def _loop(db: Database, source: Source, apply, summary: Summary, all_or_nothing:
         tx = db.rollback_only() if dry_run else db.write()
         try:
             with tx:
-                done, line = _batch(db, rows, apply, summary, source, whole, progress)
+                done, line = _batch(db, rows, apply, summary, source, whole, progress, fast)
                 if all_or_nothing and summary.rejected and not dry_run:
                     raise _Abort()
                 if checkpoint:
@@ -359,32 +362,45 @@ def _after(rows, line: int):
             yield item
 
 
-def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: bool, progress) -> tuple[bool, int]:
-    """Apply rows until the batch is full (False) or the file ends (True); also returns
-    the physical line of the last row applied (0 if none)."""
-    count = line = 0
-    for line, row in rows:
-        summary.rows += 1
-        try:
-            with db.savepoint():
-                status = apply(row)
-        except (LoyaltyError, ArithmeticError) as exc:
-            message = exc.message if isinstance(exc, LoyaltyError) else f"bad number: {exc}"
-            summary.reject({**{k: v for k, v in row.items() if k != "__error__"}, "line": line, "error": message})
-            memo = db.cache.get("enrollments")
-            if memo:
-                memo.clear()  # the savepoint may have undone an enrollment made for this row
-        else:
-            if status == "duplicate":
+def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: bool, progress,
+           fast=None) -> tuple[bool, int]:
+    """Apply rows, BATCH at a time, until the batch is full (False) or the file ends (True);
+    also returns the physical line of the last row applied (0 if none). `fast(chunk)` may
+    apply a whole chunk at once (see bulk.py) or return None to go row by row."""
+    line = 0
+    while True:
+        chunk = list(islice(rows, BATCH))
+        if not chunk:
+            return True, line
+        results = fast(chunk) if fast else None
+        if results is None:
+            results = [_one(db, apply, row) for _, row in chunk]
+        for (line, row), (status, error) in zip(chunk, results):
+            summary.rows += 1
+            if status == "rejected":
+                summary.reject({**{k: v for k, v in row.items() if k != "__error__"}, "line": line, "error": error})
+            elif status == "duplicate":
                 summary.duplicates += 1
             else:
                 summary.applied += 1
-        count += 1
-        if progress and count % 1000 == 0:
+        if progress:
             progress(source.position(), summary.rows)
-        if not whole and count >= BATCH:
+        if len(chunk) < BATCH:
+            return True, line
+        if not whole:
             return False, line
-    return True, line
+
+
+def _one(db: Database, apply, row: dict) -> tuple[str, str | None]:
+    """Apply one row in its own savepoint: (status, None) or ("rejected", message)."""
+    try:
+        with db.savepoint():
+            return apply(row), None
+    except (LoyaltyError, ArithmeticError) as exc:
+        memo = db.cache.get("enrollments")
+        if memo:
+            memo.clear()  # the savepoint may have undone an enrollment made for this row
+        return "rejected", exc.message if isinstance(exc, LoyaltyError) else f"bad number: {exc}"
 
 
 class _Abort(Exception):

@@ -1,0 +1,362 @@
+"""The fast path of `import transactions`: a batch of purchases, redemptions and
+anonymous sales applied in memory, then written with a few executemany calls.
+
+It gives exactly the ledger the row-by-row path gives (tests/test_imports.py and
+tests/test_bulk.py compare them), and it only takes batches where that is easy to
+guarantee: every row is a purchase, redemption or anonymous sale, each member's
+rows come in time order after everything already in their ledger, and no program
+involved uses inactivity expiry. Any other batch returns None and is applied row by
+row, in its own savepoints, as before."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from . import rules, service
+from .definition import Definition
+from .errors import LoyaltyError
+from .ledger import bulk as sql
+from .ledger.db import Database
+from .values import fmt_ts, from_e4, money, now, parse_amount, parse_points, to_dt, to_e4, ts_or_now
+
+
+class _Bail(Exception):
+    """This batch is not for the fast path."""
+
+
+@dataclass
+class _Row:
+    line: int
+    txn: str
+    kind: str
+    at: str
+    member: str
+    amount: Decimal | None = None
+    partner: str | None = None
+    points: int | None = None
+    reward: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Member:
+    enrollment: dict
+    d: Definition
+    uncovered: int
+    tier: str | None
+    lots: list = field(default_factory=list)  # [_Lot]
+    window: list = field(default_factory=list)  # [(effective_at, value)]
+    points_delta: int = 0
+    uncovered_delta: int = 0
+    tier_changed: bool = False
+
+
+def apply_batch(db: Database, batch: list[tuple[int, dict]], program: str | None, enroll_unknown: bool):
+    """Apply a batch of (line, row); returns [(status, error)] per row, or None when the
+    batch must go row by row. Call inside the batch's transaction."""
+    if enroll_unknown:
+        return None
+    try:
+        return _apply(db, batch, program)
+    except _Bail:
+        return None
+    finally:
+        sql.drop_temp(db)
+
+
+def _parse(line: int, row: dict) -> _Row:
+    from .imports import KINDS, RowError, _check_cells, _need
+
+    try:
+        cells = dict(row)
+        _check_cells(cells)
+        txn = _need(cells, "txn_id")
+        kind = (cells.get("kind") or "").strip()
+        if kind not in KINDS:
+            raise RowError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+        if kind not in ("purchase", "redeem"):
+            raise _Bail()
+        at = ts_or_now(_need(cells, "occurred_at"), "occurred_at")
+        member = (cells.get("member_id") or "").strip()
+        r = _Row(line, txn, kind, at, member)
+        if not member and kind != "purchase":
+            raise RowError(f"member_id: required for kind {kind!r}")
+        if kind == "purchase":
+            r.partner = (cells.get("partner") or "").strip() or None if member else None
+            r.amount = parse_amount(_need(cells, "amount"), "amount")
+        else:
+            points = (cells.get("points") or "").strip()
+            reward = (cells.get("reward") or "").strip()
+            if bool(points) == bool(reward):
+                raise RowError("redeem needs exactly one of points or reward")
+            r.points = parse_points(points, "points") if points else None
+            r.reward = reward or None
+        return r
+    except LoyaltyError as exc:
+        return _Row(line, "", "", "", "", error=exc.message)
+    except ArithmeticError as exc:
+        return _Row(line, "", "", "", "", error=f"bad number: {exc}")
+
+
+def _apply(db: Database, batch: list[tuple[int, dict]], program: str | None) -> list[tuple[str, str | None]]:
+    rows = [_parse(line, row) for line, row in batch]
+    members = {r.member for r in rows if not r.error and r.member}
+    enrollments = [dict(e) for e in sql.enrollments(db, members)]
+    known = sql.known_members(db) if members else set()
+    existing, sales = sql.existing_txns(db, [r.txn for r in rows if not r.error])
+    by_member: dict[str, list[dict]] = {}
+    for e in enrollments:
+        by_member.setdefault(e["member_id"], []).append(e)
+    definitions: dict[str, Definition] = {}
+
+    def definition(code: str) -> Definition:
+        if code not in definitions:
+            d = definitions[code] = service.program(db, code)
+            if d.inactivity_days:
+                raise _Bail()
+        return definitions[code]
+
+    if program:
+        definition(program)
+    # Resolve each row's enrollment (or its error); rows that will change a ledger must
+    # come after everything already in it, in time order.
+    resolved: list = []
+    last: dict[int, str] = {}
+    seen: set[str] = set()  # a repeated txn id is a duplicate or a conflict: it changes nothing
+    for r in rows:
+        enr = None
+        if not r.error and r.member:
+            mine = by_member.get(r.member, [])
+            if program:
+                enr = next((e for e in mine if e["program_code"] == program), None)
+                if enr is None:
+                    r.error = (f"unknown member {r.member!r}" if r.member not in known
+                               else f"member {r.member!r} is not enrolled in program {program!r}")
+            elif not mine:
+                r.error = f"unknown member {r.member!r}"
+            elif len(mine) > 1:
+                codes = ", ".join(e["program_code"] for e in sorted(mine, key=lambda e: e["program_code"]))
+                r.error = f"member {r.member!r} is in several programs ({codes}); choose one with --program"
+            else:
+                enr = mine[0]
+        resolved.append(enr)
+        if enr is not None and r.txn not in existing and r.txn not in sales and r.txn not in seen:
+            floor = max(last.get(enr["id"], ""), enr["last_entry"] or "", enr["last_tier"] or "")
+            if r.at < floor:
+                raise _Bail()  # back-dated: the row-by-row path works out tiers and lots as of then
+            last[enr["id"]] = r.at
+        if not r.error:
+            seen.add(r.txn)
+    state = _load(db, resolved, rows, definition)
+    return _run(db, rows, resolved, state, existing, sales, program, definition)
+
+
+def _load(db: Database, resolved: list, rows: list[_Row], definition) -> dict[int, _Member]:
+    used = {e["id"]: e for e in resolved if e is not None}
+    state = {eid: _Member(e, definition(e["program_code"]), e["uncovered"], e["tier"]) for eid, e in used.items()}
+    if not state:
+        return state
+    for lot in sql.open_lots(db, list(state)):
+        if lot["inactivity_days"] is not None:
+            raise _Bail()
+        state[lot["enrollment_id"]].lots.append(_Lot(lot["id"], lot["remaining"], lot["earned_at"], lot["expires_at"]))
+    times = [r.at for r, e in zip(rows, resolved) if e is not None]
+    for basis in ("spend", "points"):
+        tiered = [m.d for m in state.values() if m.d.tiered and m.d.basis == basis]
+        if not tiered or not times:
+            continue
+        start = fmt_ts(rules.window_start(to_dt(min(times)), max(d.window_days for d in tiered)))
+        for item in sql.window_items(db, basis, start):
+            m = state.get(item["enrollment_id"])
+            if m is not None and m.d.tiered and m.d.basis == basis:
+                m.window.append((item["effective_at"], item["value"]))
+    return state
+
+
+@dataclass
+class _Lot:
+    id: int
+    remaining: int
+    earned_at: str
+    expires_at: str | None
+    new: bool = False  # created by this batch (inserted), else loaded (its cached remainder updated)
+    touched: bool = False
+    entry_id: int = 0
+    points: int = 0
+    enrollment_id: int = 0
+
+
+class _Reject(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Member], existing: dict, sales: dict,
+         program, definition):
+    next_entry, next_lot = sql.next_ids(db)
+    recorded = fmt_ts(now())
+    entries, moves, tiers, new_sales, new_lots, out = [], [], [], [], [], []
+    sale_program = None
+    for r, enr in zip(rows, resolved):
+        if r.error:
+            out.append(("rejected", r.error))
+            continue
+        try:
+            if not r.member:
+                if sale_program is None:
+                    sale_program = _sale_program(db, program)
+                content = service._content(program=sale_program, kind="anonymous", amount=service._num(r.amount))
+                if r.txn in sales:
+                    if sales[r.txn] != (content, r.at):
+                        raise _Reject(f"transaction {r.txn!r} was already recorded with different content")
+                    out.append(("duplicate", None))
+                    continue
+                if r.txn in existing:
+                    raise _Reject(f"transaction {r.txn!r} was already recorded with different content")
+                new_sales.append((r.txn, sale_program, to_e4(r.amount), content, r.at, recorded))
+                sales[r.txn] = (content, r.at)
+                out.append(("recorded", None))
+                continue
+            m = state[enr["id"]]
+            d = m.d
+            if r.kind == "purchase":
+                content = service._content(member=r.member, program=d.code, kind="purchase",
+                                           amount=service._num(r.amount), partner=r.partner, event=None)
+            else:
+                content = service._content(member=r.member, program=d.code, kind="redeem", points=r.points,
+                                           reward=r.reward)
+            if r.txn in existing:
+                if existing[r.txn] != (content, r.at):
+                    raise _Reject(f"transaction {r.txn!r} was already recorded with different content")
+                out.append(("duplicate", None))
+                continue
+            if r.txn in sales:
+                raise _Reject(f"transaction {r.txn!r} was already recorded with different content (an anonymous sale)")
+            if r.kind == "redeem" and r.reward is not None and r.reward not in d.rewards:
+                known = ", ".join(d.rewards) or "none"
+                raise _Reject(f"--reward: unknown reward {r.reward!r} in {d.code!r} (known: {known})")
+            if r.at < enr["joined_at"]:
+                raise _Reject(f"--at {r.at} is before member {r.member!r} joined {d.code!r} ({enr['joined_at']})")
+            if r.kind == "purchase":
+                row, lot, move, tier = _purchase(m, r, next_entry, next_lot, content, recorded)
+                if lot is not None:
+                    new_lots.append(lot)
+                    next_lot += 1
+            else:
+                (row, move), tier = _redeem(m, r, next_entry, content, recorded), None
+            entries.append(row)
+            moves += move
+            if tier:
+                tiers.append(tier)
+            next_entry += 1
+            existing[r.txn] = (content, r.at)
+            out.append(("recorded", None))
+        except _Reject as exc:
+            out.append(("rejected", exc.message))
+    lots = [(lot.id, lot.enrollment_id, lot.entry_id, lot.points, lot.earned_at, lot.expires_at, lot.remaining)
+            for lot in new_lots]
+    updates = [(lot.remaining, lot.id) for m in state.values() for lot in m.lots if lot.touched and not lot.new]
+    totals = [(m.points_delta, m.uncovered_delta, eid) for eid, m in state.items() if m.points_delta or m.uncovered_delta]
+    tier_cache = [(m.tier, eid) for eid, m in state.items() if m.tier_changed]
+    sql.write(db, entries, lots, moves, tiers, new_sales, updates, totals, tier_cache)
+    return out
+
+
+def _sale_program(db: Database, program: str | None) -> str:
+    if program:
+        return program
+    from .ledger import store
+
+    codes = [r["code"] for r in store.program_rows(db)]
+    if len(codes) != 1:
+        raise _Reject("an anonymous sale (empty member_id) needs --program")
+    return codes[0]
+
+
+def _purchase(m: _Member, r: _Row, entry_id: int, lot_id: int, content: str, recorded: str):
+    d = m.d
+    if r.partner:
+        found = d.partner_rule(r.partner)
+        if not found:
+            partners = [s["partner"] for s in d.earn if s["rule"] == "partner"]
+            raise _Reject(f"--partner: unknown partner {r.partner!r} in {d.code!r}"
+                          + (f" (known: {', '.join(partners)})" if partners else ""))
+        default_mult = False
+    else:
+        found = d.spend_rule(set(filter(None, m.enrollment["tags"].split(";"))))
+        if not found:
+            raise _Reject(f"program {d.code!r} has no spend rule for member {r.member!r}")
+        default_mult = True
+    index, rule = found
+    tier = m.tier if d.tiered else None
+    use_mult = rule.get("tier_multiplier")
+    use_mult = default_mult if use_mult is None else use_mult
+    multiplier = d.multiplier(tier) if (d.tiered and use_mult) else Decimal(1)
+    rate = Decimal(str(rule["points_per_unit"]))
+    points = rules.earn_points(r.amount, rate, multiplier).points
+    repay = min(-m.uncovered, points) if points > 0 else 0
+    m.uncovered += repay
+    m.uncovered_delta += repay
+    m.points_delta += points
+    amount_e4 = to_e4(r.amount)
+    row = (entry_id, r.txn, m.enrollment["id"], "earn", rule["rule"], index, d.version_id, points, repay, amount_e4,
+           str(rate), tier, str(multiplier), r.partner, None, content, r.at, recorded)
+    lot, move = None, []
+    if points > 0:
+        expires = rules.lot_expiry(to_dt(r.at), d.after_days, d.round_to)
+        lot = _Lot(lot_id, points - repay, r.at, fmt_ts(expires) if expires else None, new=True, entry_id=entry_id,
+                   points=points, enrollment_id=m.enrollment["id"])
+        m.lots.append(lot)
+        if repay:
+            move = [(lot_id, entry_id, -repay, r.at)]
+    if d.tiered and (d.basis == "points" or rule["rule"] == "spend"):
+        m.window.append((r.at, amount_e4 if d.basis == "spend" else points))
+    tier_row = _upgrade(m, r.at, recorded) if d.tiered else None
+    return row, lot, move, tier_row
+
+
+def _upgrade(m: _Member, at: str, recorded: str):
+    """As service._upgrade: move up at once when the window's total reaches a higher level."""
+    d = m.d
+    start = fmt_ts(rules.window_start(to_dt(at), d.window_days))
+    raw = sum(v for t, v in m.window if start < t <= at)
+    total = from_e4(raw) if d.basis == "spend" else Decimal(raw)
+    current = d.level(m.tier)
+    reached = d.level_for(total)
+    if current is None or reached.index > current.index:
+        unit = d.currency if d.basis == "spend" else "points"
+        reason = (f"qualifying {d.basis} {money(total) if d.basis == 'spend' else total} {unit} reached "
+                  f"{reached.name}'s {money(reached.threshold) if d.basis == 'spend' else reached.threshold}")
+        previous = current.name if current else None
+        m.tier = reached.name
+        m.tier_changed = True
+        return (m.enrollment["id"], reached.name, previous, reason, d.version_id, at, recorded)
+    return None
+
+
+def _redeem(m: _Member, r: _Row, entry_id: int, content: str, recorded: str):
+    """As service.redeem: refuse an overdraw, else take from live lots, soonest expiry first."""
+    d = m.d
+    points = r.points if r.reward is None else int(d.rewards[r.reward]["points"])
+    live = [lot for lot in m.lots
+            if lot.remaining > 0 and lot.earned_at <= r.at and (lot.expires_at is None or lot.expires_at > r.at)]
+    have = sum(lot.remaining for lot in live) + m.uncovered
+    if have < points:
+        raise _Reject(f"insufficient points: member {r.member!r} has {have} available at {r.at}, "
+                      f"redemption needs {points}")
+    live.sort(key=lambda lot: (lot.expires_at is None, lot.expires_at or "", lot.id))
+    rest, moves = points, []
+    for lot in live:
+        if rest <= 0:
+            break
+        take = min(lot.remaining, rest)
+        lot.remaining -= take
+        lot.touched = True
+        rest -= take
+        moves.append((lot.id, entry_id, -take, r.at))
+    m.points_delta -= points
+    row = (entry_id, r.txn, m.enrollment["id"], "redeem", "redeem", None, d.version_id, -points, 0, None, None, None,
+           None, None, r.reward, content, r.at, recorded)
+    return row, moves
