@@ -122,6 +122,7 @@ def _apply(db: Database, batch: list[tuple[int, dict]], program: str | None) -> 
     # Resolve each row's enrollment (or its error); rows that will change a ledger must
     # come after everything already in it, in time order.
     resolved: list = []
+    changing: set[int] = set()  # enrollments with rows that may change their ledger
     last: dict[int, str] = {}
     seen: set[str] = set()  # a repeated txn id is a duplicate or a conflict: it changes nothing
     for r in rows:
@@ -146,9 +147,10 @@ def _apply(db: Database, batch: list[tuple[int, dict]], program: str | None) -> 
             if r.at < floor:
                 raise _Bail()  # back-dated: the row-by-row path works out tiers and lots as of then
             last[enr["id"]] = r.at
+            changing.add(enr["id"])
         if not r.error:
             seen.add(r.txn)
-    state = _load(db, resolved, rows, definition)
+    state = _load(db, [e if e is not None and e["id"] in changing else None for e in resolved], rows, definition)
     return _run(db, rows, resolved, state, existing, sales, program, definition)
 
 
@@ -219,8 +221,7 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
                 sales[r.txn] = (content, r.at)
                 out.append(("recorded", None))
                 continue
-            m = state[enr["id"]]
-            d = m.d
+            d = definition(enr["program_code"])
             if r.kind == "purchase":
                 content = service._content(member=r.member, program=d.code, kind="purchase",
                                            amount=service._num(r.amount), partner=r.partner, event=None)
@@ -239,6 +240,7 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
                 raise _Reject(f"--reward: unknown reward {r.reward!r} in {d.code!r} (known: {known})")
             if r.at < enr["joined_at"]:
                 raise _Reject(f"--at {r.at} is before member {r.member!r} joined {d.code!r} ({enr['joined_at']})")
+            m = state[enr["id"]]
             if r.kind == "purchase":
                 row, lot, move, tier = _purchase(m, r, next_entry, next_lot, content, recorded)
                 if lot is not None:

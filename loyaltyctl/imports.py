@@ -17,15 +17,16 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from itertools import islice
 from decimal import Decimal
+from itertools import islice
 from typing import Callable, Iterator
 
 from . import service
 from .errors import InputError, LoyaltyError, NotFound
 from .ledger import imports as sql
+from .ledger import store
 from .ledger.db import Database
-from .values import parse_amount, parse_points, ts_or_now
+from .values import fmt_ts, now, parse_amount, parse_points, ts_or_now
 
 BATCH = 2000
 MAX_FIELD = 10_000
@@ -53,6 +54,7 @@ class Summary:
     dry_run: bool = False
     all_or_nothing: bool = False
     rolled_back: bool = False
+    effects: list[dict] = field(default_factory=list)  # --dry-run: balances and tiers it would change
 
     KEEP = 20
 
@@ -337,7 +339,11 @@ def _loop(db: Database, source: Source, apply, summary: Summary, all_or_nothing:
         tx = db.rollback_only() if dry_run else db.write()
         try:
             with tx:
-                done, line = _batch(db, rows, apply, summary, source, whole, progress, fast)
+                watch = _Effects(db) if dry_run else None
+                done, line = _batch(db, rows, apply, summary, source, whole, progress, fast,
+                                    watch.see if watch else None)
+                if watch:
+                    summary.effects = watch.changes()
                 if all_or_nothing and summary.rejected and not dry_run:
                     raise _Abort()
                 if checkpoint:
@@ -363,7 +369,7 @@ def _after(rows, line: int):
 
 
 def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: bool, progress,
-           fast=None) -> tuple[bool, int]:
+           fast=None, observe=None) -> tuple[bool, int]:
     """Apply rows, BATCH at a time, until the batch is full (False) or the file ends (True);
     also returns the physical line of the last row applied (0 if none). `fast(chunk)` may
     apply a whole chunk at once (see bulk.py) or return None to go row by row."""
@@ -372,6 +378,8 @@ def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: b
         chunk = list(islice(rows, BATCH))
         if not chunk:
             return True, line
+        if observe:
+            observe(chunk)
         results = fast(chunk) if fast else None
         if results is None:
             results = [_one(db, apply, row) for _, row in chunk]
@@ -401,6 +409,43 @@ def _one(db: Database, apply, row: dict) -> tuple[str, str | None]:
         if memo:
             memo.clear()  # the savepoint may have undone an enrollment made for this row
         return "rejected", exc.message if isinstance(exc, LoyaltyError) else f"bad number: {exc}"
+
+
+class _Effects:
+    """For --dry-run: each member's balance and tier (as of now) before the import touched
+    them and after, inside the transaction that is then rolled back."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.at = fmt_ts(now())
+        self.members: list[str] = []
+        self.seen: set[str] = set()
+        self.before: dict[int, tuple] = {}
+
+    def _state(self, enr) -> tuple:
+        tier = store.tier_at(self.db, enr["id"], self.at)
+        return store.balance_at(self.db, enr["id"], self.at), tier["tier"] if tier else None
+
+    def see(self, chunk: list[tuple[int, dict]]) -> None:
+        for _, row in chunk:
+            member = (row.get("member_id") or "").strip()
+            if member and member not in self.seen:
+                self.seen.add(member)
+                self.members.append(member)
+                for enr in store.enrollments_of(self.db, member):
+                    self.before[enr["id"]] = self._state(enr)
+
+    def changes(self) -> list[dict]:
+        out = []
+        for member in self.members:
+            for enr in store.enrollments_of(self.db, member):
+                before = self.before.get(enr["id"], (None, None))
+                after = self._state(enr)
+                if before != after:
+                    out.append({"member_id": member, "program": enr["program_code"], "balance_before": before[0],
+                                "balance_after": after[0], "change": after[0] - (before[0] or 0),
+                                "tier_before": before[1], "tier_after": after[1]})
+        return out
 
 
 class _Abort(Exception):

@@ -168,3 +168,28 @@ def test_plan_threshold_change_counts_tier_moves(coffee, tmp_path):
     applied = coffee("program", "apply", str(changed), "--yes").stdout
     assert "tiers.levels[2].threshold" in applied and "updated" in applied
     assert coffee.json("program", "plan", str(changed))[0]["status"] == "unchanged"
+
+
+def test_import_dry_run_shows_balances_and_tier_moves_and_writes_nothing(coffee, tmp_path):
+    enroll(coffee, "M1", "coffee")
+    enroll(coffee, "M2", "coffee")
+    coffee("earn", "M2", "--amount", "100", "--at", "2026-01-02")
+    data = tmp_path / "day.csv"
+    data.write_text("txn_id,member_id,kind,occurred_at,amount,points\n"
+                    "D1,M1,purchase,2026-01-03T10:00:00Z,520,\n"
+                    "D2,M2,redeem,2026-01-03T11:00:00Z,,40\n"
+                    "D3,M2,redeem,2026-01-03T12:00:00Z,,999\n")
+    before = coffee.dump()
+    result = coffee("import", "transactions", str(data), "--dry-run", "--format", "json", ok=False)
+    assert result.exit_code == 1  # one row would be rejected
+    out = __import__("json").loads(result.stdout)
+    assert coffee.dump() == before
+    assert (out["applied"], out["rejected"], out["dry_run"]) == (2, 1, True)
+    assert out["rejects"][0]["line"] == 4 and "insufficient points" in out["rejects"][0]["error"]
+    effects = {e["member_id"]: e for e in out["effects"]}
+    assert effects["M1"] | {} == {"member_id": "M1", "program": "coffee", "balance_before": 0, "balance_after": 520,
+                                  "change": 520, "tier_before": "Bronze", "tier_after": "Silver"}
+    assert (effects["M2"]["balance_before"], effects["M2"]["balance_after"], effects["M2"]["tier_after"]) == (100, 60, "Bronze")
+    text = coffee("import", "transactions", str(data), "--dry-run", ok=False).stdout
+    assert "would apply 2" in text and "Bronze" in text and "Silver" in text
+    assert coffee.dump() == before

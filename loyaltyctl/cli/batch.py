@@ -51,7 +51,8 @@ def _summary(summary, fmt: Format, source: str) -> None:
 
     data = summary.as_dict()
     if fmt is Format.json:
-        print(render.dumps(data | {"rejects": summary.rejects}))
+        extra = {"rejects": summary.rejects} | ({"effects": summary.effects} if summary.dry_run else {})
+        print(render.dumps(data | extra))
     elif fmt is Format.csv:
         render.write_csv([data], list(data))
     else:
@@ -59,7 +60,13 @@ def _summary(summary, fmt: Format, source: str) -> None:
         line = f"{source}: {what} {summary.applied}, duplicates {summary.duplicates}, rejected {summary.rejected}"
         if summary.rolled_back:
             line += " (all-or-nothing: nothing written)"
+        if summary.dry_run:
+            line += " (dry run: nothing written)"
         print(line)
+        if summary.dry_run and summary.effects:
+            render.table(summary.effects, ["member_id", "program", "balance_before", "balance_after", "change",
+                                           "tier_before", "tier_after"], title="Balances and tiers it would change",
+                         numeric=["balance_before", "balance_after", "change"])
     for row in summary.rejects:
         print(f"{source}:{row['line']}: {row['error']}", file=sys.stderr)
     if summary.rejected > len(summary.rejects):
