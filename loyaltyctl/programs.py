@@ -97,7 +97,7 @@ def parse(text: str, source: str) -> tuple[dict, dict]:
         mark = exc.problem_mark or exc.context_mark
         raise ProgramError(exc.problem or str(exc), path=source, line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
-        raise ProgramError(f"not valid YAML: {exc}", path=source) from None
+        raise ProgramError(f"not valid YAML: {' '.join(str(exc).split())}", path=source) from None  # one line
     if node is None:
         raise ProgramError("empty file", path=source)
     data = _build(node, (), lines, source)
