@@ -196,7 +196,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 service.redeem(self.db, member, program_code="sm", points=points, txn=txn, at=ts(self.t))
             return
         r = service.redeem(self.db, member, program_code="sm", points=points, txn=txn, at=ts(self.t))
-        assert r["points"] == -points and r["balance"] >= 0
+        assert r["points"] == -points  # (r["balance"] is as of now, when a debt may outlive expired lots)
         taken, rest = m.take(points, self.t)
         assert rest == 0
         m.redemptions[txn] = taken
