@@ -5,7 +5,6 @@ imported lazily so that commands which print a line or JSON start fast."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -51,6 +50,8 @@ def _is_number(text: str) -> bool:
 
 
 def write_csv(rows: Iterable[dict], columns: Sequence[str], out=None) -> None:
+    import csv  # lazily: only CSV output pays for it
+
     out = out or sys.stdout
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)

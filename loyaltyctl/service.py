@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-import secrets
+import os
 from datetime import timedelta
 from decimal import Decimal
 
@@ -78,7 +78,7 @@ def _txn_id(txn: str | None, prefix: str) -> str:
         if len(txn) > 200:
             raise InputError("--txn: transaction id is longer than 200 characters")
         return txn
-    return f"{prefix}-{secrets.token_hex(6)}"
+    return f"{prefix}-{os.urandom(6).hex()}"  # as secrets.token_hex(6), without importing secrets (start-up)
 
 
 def _num(amount: Decimal | None) -> str | None:
@@ -103,6 +103,14 @@ def _already(db: Database, txn: str | None, content: str, at: str | None):
     if existing["content"] != content or (at is not None and existing["effective_at"] != ts_or_now(at)):
         raise Conflict(f"transaction {txn!r} was already recorded with different content")
     return existing
+
+
+def _begin(db: Database, member_id: str, program_code: str | None, txn, at, kind: str, **fields):
+    """Resolve the enrollment and the request's content; `done` is the entry already
+    recorded under this --txn with the same content (a repeat), else None."""
+    enr, d = _enrollment(db, member_id, program_code)
+    content = _content(member=member_id, program=d.code, kind=kind, **fields)
+    return enr, d, content, _already(db, txn, content, at)
 
 
 def _not_before_joining(enr, at: str) -> None:
@@ -176,23 +184,30 @@ def qualifying(db: Database, enr, d: Definition, at: str) -> Decimal:
     return from_e4(total) if d.basis == "spend" else Decimal(total)
 
 
+def upgrade_to(d: Definition, tier: str | None, total: Decimal) -> tuple[Level, str] | None:
+    """The level a qualifying total reaches, with the reason, when it is above `tier`."""
+    current = d.level(tier)
+    reached = d.level_for(total)
+    if current is not None and reached.index <= current.index:
+        return None
+    spend = d.basis == "spend"
+    unit = d.currency if spend else "points"
+    return reached, (f"qualifying {d.basis} {money(total) if spend else total} {unit} reached "
+                     f"{reached.name}'s {money(reached.threshold) if spend else reached.threshold}")
+
+
 def _upgrade(db: Database, enr, d: Definition, at: str, recorded: str) -> str | None:
     """Upgrade at once when the qualifying total crosses a higher threshold."""
     if not d.tiered:
         return None
-    current = d.level(_tier_name(db, enr, at))
-    total = qualifying(db, enr, d, at)
-    reached = d.level_for(total)
-    if current is None or reached.index > current.index:
-        unit = d.currency if d.basis == "spend" else "points"
-        store.insert_tier_change(
-            db, enr["id"], reached.name, current.name if current else None, "earn",
-            f"qualifying {d.basis} {money(total) if d.basis == 'spend' else total} {unit} reached "
-            f"{reached.name}'s {money(reached.threshold) if d.basis == 'spend' else reached.threshold}",
-            d.version_id, at, recorded,
-        )
-        return reached.name
-    return None
+    tier = _tier_name(db, enr, at)
+    found = upgrade_to(d, tier, qualifying(db, enr, d, at))
+    if found is None:
+        return None
+    reached, reason = found
+    store.insert_tier_change(db, enr["id"], reached.name, tier if d.level(tier) else None, "earn", reason,
+                             d.version_id, at, recorded)
+    return reached.name
 
 
 # --- use cases ------------------------------------------------------------------
@@ -256,10 +271,8 @@ def earn(db: Database, member_id: str, *, program_code=None, amount: Decimal | N
     if partner and event:
         raise InputError("--partner applies to purchases (--amount), not to --event")
     with db.write():
-        enr, d = _enrollment(db, member_id, program_code)
-        content = _content(member=member_id, program=d.code, kind="event" if event else "purchase",
-                           amount=_num(amount), partner=partner, event=event)
-        done = _already(db, txn, content, at)
+        enr, d, content, done = _begin(db, member_id, program_code, txn, at, "event" if event else "purchase",
+                                       amount=_num(amount), partner=partner, event=event)
         if done:
             return _result(db, done, enr, d, status="duplicate")
         when = ts_or_now(at)
@@ -275,8 +288,10 @@ def earn(db: Database, member_id: str, *, program_code=None, amount: Decimal | N
         return _result(db, store.entry_by_id(db, entry_id), enr, d, status="recorded", upgraded=upgraded)
 
 
-def _earn_purchase(db, enr, d: Definition, amount: Decimal, partner, when, recorded, txn_id, content) -> int:
-    tags = set(filter(None, enr["tags"].split(";")))
+def purchase_terms(d: Definition, tags: set[str], partner: str | None, tier: str | None, amount: Decimal,
+                   member_id: str) -> tuple[int, dict, Decimal, Decimal, int]:
+    """The rule a purchase earns under (the partner's, else the first spend rule whose
+    condition the member meets), its rate, the tier multiplier and the points, floored."""
     if partner:
         found = d.partner_rule(partner)
         if not found:
@@ -287,16 +302,21 @@ def _earn_purchase(db, enr, d: Definition, amount: Decimal, partner, when, recor
     else:
         found = d.spend_rule(tags)
         if not found:
-            raise InputError(f"program {d.code!r} has no spend rule for member {enr['member_id']!r}")
+            raise InputError(f"program {d.code!r} has no spend rule for member {member_id!r}")
         default_mult = True
     index, rule = found
-    tier = _tier_name(db, enr, when) if d.tiered else None
     use_mult = rule.get("tier_multiplier")
     use_mult = default_mult if use_mult is None else use_mult
     multiplier = d.multiplier(tier) if (d.tiered and use_mult) else Decimal(1)
     rate = Decimal(str(rule["points_per_unit"]))
-    earned = rules.earn_points(amount, rate, multiplier)
-    return _credit(db, enr, d, earned.points, when, recorded, txn_id=txn_id, kind="earn",
+    return index, rule, rate, multiplier, rules.earn_points(amount, rate, multiplier).points
+
+
+def _earn_purchase(db, enr, d: Definition, amount: Decimal, partner, when, recorded, txn_id, content) -> int:
+    tags = set(filter(None, enr["tags"].split(";")))
+    tier = _tier_name(db, enr, when) if d.tiered else None
+    index, rule, rate, multiplier, points = purchase_terms(d, tags, partner, tier, amount, enr["member_id"])
+    return _credit(db, enr, d, points, when, recorded, txn_id=txn_id, kind="earn",
                    rule_kind=rule["rule"], rule_index=index, amount_e4=to_e4(amount), rate=str(rate),
                    tier=tier, multiplier=str(multiplier), partner=partner, content=content)
 
@@ -336,9 +356,7 @@ def redeem(db: Database, member_id: str, *, program_code=None, points: int | Non
     if (points is None) == (reward is None):
         raise InputError("give either --points N or --reward CODE")
     with db.write():
-        enr, d = _enrollment(db, member_id, program_code)
-        content = _content(member=member_id, program=d.code, kind="redeem", points=points, reward=reward)
-        done = _already(db, txn, content, at)
+        enr, d, content, done = _begin(db, member_id, program_code, txn, at, "redeem", points=points, reward=reward)
         if done:
             return _result(db, done, enr, d, status="duplicate")
         if reward is not None:
@@ -434,9 +452,7 @@ def adjust(db: Database, member_id: str, *, points: int, reason: str, program_co
     if not reason:
         raise InputError("--reason: an adjustment needs a reason")
     with db.write():
-        enr, d = _enrollment(db, member_id, program_code)
-        content = _content(member=member_id, program=d.code, kind="adjust", points=points, reason=reason)
-        done = _already(db, txn, content, at)
+        enr, d, content, done = _begin(db, member_id, program_code, txn, at, "adjust", points=points, reason=reason)
         if done:
             return _result(db, done, enr, d, status="duplicate")
         when = ts_or_now(at)
@@ -454,9 +470,8 @@ def opening(db: Database, member_id: str, *, points: int, program_code=None, exp
             txn=None, at=None) -> dict:
     """A balance migrated from another system: a lot expiring at `expires_at` (else by the program's rule)."""
     with db.write():
-        enr, d = _enrollment(db, member_id, program_code)
-        content = _content(member=member_id, program=d.code, kind="opening", points=points, expires_at=expires_at)
-        done = _already(db, txn, content, at)
+        enr, d, content, done = _begin(db, member_id, program_code, txn, at, "opening", points=points,
+                                       expires_at=expires_at)
         if done:
             return _result(db, done, enr, d, status="duplicate")
         when = ts_or_now(at)

@@ -57,4 +57,49 @@ admin.register_maintenance(app)
 
 
 def main() -> None:
-    app()
+    import os
+    import sys
+
+    if any(k == "_LOYALTYCTL_COMPLETE" for k in os.environ):
+        app()  # shell completion needs the whole tree
+    else:
+        _only(app, sys.argv[1:])()
+
+
+def _only(full: typer.Typer, argv: list[str]) -> typer.Typer:
+    """The app with only the command group the arguments name (start-up time).
+
+    Typer builds the click tree of every command before running one; this builds
+    the one that runs. Help, errors and behaviour are those of the full app: with
+    no recognisable command name, or an unknown one, the full app runs."""
+    from typer.main import get_command_name
+
+    name, i = None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--db":
+            i += 2
+            continue
+        if arg.startswith("-"):
+            if arg in ("-h", "--help"):
+                return full
+            i += 1
+            continue
+        name = arg
+        break
+    if name is None:
+        return full if "--version" not in argv else _with(full, [], [])
+    commands = [c for c in full.registered_commands
+                if (c.name or get_command_name(c.callback.__name__)) == name]
+    groups = [g for g in full.registered_groups if g.name == name]
+    if not commands and not groups:
+        return full
+    return _with(full, commands, groups)
+
+
+def _with(full: typer.Typer, commands: list, groups: list) -> typer.Typer:
+    import copy
+
+    part = copy.copy(full)
+    part.registered_commands, part.registered_groups = commands, groups
+    return part

@@ -69,6 +69,12 @@ RewardOpt = Annotated[Optional[str], typer.Option("--reward", help="Reward code 
 class Group(TyperGroup):
     """Turns the service layer's typed errors into `Error: message` on stderr and their exit code."""
 
+    def main(self, *args, **kwargs):
+        from .coerce import install
+
+        install(self)  # plain parameters skip pydantic (start-up time)
+        return super().main(*args, **kwargs)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
