@@ -18,7 +18,7 @@ from .definition import Definition
 from .errors import LoyaltyError
 from .ledger import bulk as sql
 from .ledger.db import Database
-from .values import fmt_ts, from_e4, money, now, parse_amount, parse_points, to_dt, to_e4, ts_or_now
+from .values import fmt_ts, from_e4, now, parse_amount, parse_points, to_dt, to_e4, ts_or_now
 
 
 class _Bail(Exception):
@@ -278,26 +278,14 @@ def _sale_program(db: Database, program: str | None) -> str:
 
 
 def _purchase(m: _Member, r: _Row, entry_id: int, lot_id: int, content: str, recorded: str):
+    """As service.earn for a purchase: rule, rate, tier multiplier, lot, debt repayment, upgrade."""
     d = m.d
-    if r.partner:
-        found = d.partner_rule(r.partner)
-        if not found:
-            partners = [s["partner"] for s in d.earn if s["rule"] == "partner"]
-            raise _Reject(f"--partner: unknown partner {r.partner!r} in {d.code!r}"
-                          + (f" (known: {', '.join(partners)})" if partners else ""))
-        default_mult = False
-    else:
-        found = d.spend_rule(set(filter(None, m.enrollment["tags"].split(";"))))
-        if not found:
-            raise _Reject(f"program {d.code!r} has no spend rule for member {r.member!r}")
-        default_mult = True
-    index, rule = found
     tier = m.tier if d.tiered else None
-    use_mult = rule.get("tier_multiplier")
-    use_mult = default_mult if use_mult is None else use_mult
-    multiplier = d.multiplier(tier) if (d.tiered and use_mult) else Decimal(1)
-    rate = Decimal(str(rule["points_per_unit"]))
-    points = rules.earn_points(r.amount, rate, multiplier).points
+    try:
+        index, rule, rate, multiplier, points = service.purchase_terms(
+            d, set(filter(None, m.enrollment["tags"].split(";"))), r.partner, tier, r.amount, r.member)
+    except LoyaltyError as exc:
+        raise _Reject(exc.message) from None
     repay = min(-m.uncovered, points) if points > 0 else 0
     m.uncovered += repay
     m.uncovered_delta += repay
@@ -313,29 +301,19 @@ def _purchase(m: _Member, r: _Row, entry_id: int, lot_id: int, content: str, rec
         m.lots.append(lot)
         if repay:
             move = [(lot_id, entry_id, -repay, r.at)]
-    if d.tiered and (d.basis == "points" or rule["rule"] == "spend"):
-        m.window.append((r.at, amount_e4 if d.basis == "spend" else points))
-    tier_row = _upgrade(m, r.at, recorded) if d.tiered else None
+    tier_row = None
+    if d.tiered:
+        if d.basis == "points" or rule["rule"] == "spend":
+            m.window.append((r.at, amount_e4 if d.basis == "spend" else points))
+        start = fmt_ts(rules.window_start(to_dt(r.at), d.window_days))
+        raw = sum(v for t, v in m.window if start < t <= r.at)
+        found = service.upgrade_to(d, m.tier, from_e4(raw) if d.basis == "spend" else Decimal(raw))
+        if found:
+            reached, reason = found
+            tier_row = (m.enrollment["id"], reached.name, m.tier if d.level(m.tier) else None, reason, d.version_id,
+                        r.at, recorded)
+            m.tier, m.tier_changed = reached.name, True
     return row, lot, move, tier_row
-
-
-def _upgrade(m: _Member, at: str, recorded: str):
-    """As service._upgrade: move up at once when the window's total reaches a higher level."""
-    d = m.d
-    start = fmt_ts(rules.window_start(to_dt(at), d.window_days))
-    raw = sum(v for t, v in m.window if start < t <= at)
-    total = from_e4(raw) if d.basis == "spend" else Decimal(raw)
-    current = d.level(m.tier)
-    reached = d.level_for(total)
-    if current is None or reached.index > current.index:
-        unit = d.currency if d.basis == "spend" else "points"
-        reason = (f"qualifying {d.basis} {money(total) if d.basis == 'spend' else total} {unit} reached "
-                  f"{reached.name}'s {money(reached.threshold) if d.basis == 'spend' else reached.threshold}")
-        previous = current.name if current else None
-        m.tier = reached.name
-        m.tier_changed = True
-        return (m.enrollment["id"], reached.name, previous, reason, d.version_id, at, recorded)
-    return None
 
 
 def _redeem(m: _Member, r: _Row, entry_id: int, content: str, recorded: str):
