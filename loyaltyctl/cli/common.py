@@ -25,16 +25,16 @@ AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Show the state 
 TxnOpt = Annotated[Optional[str], typer.Option("--txn", help="Idempotency key: repeating the command with the same key records nothing new.")]
 
 
-def _complete_programs(incomplete: str) -> list[str]:
-    return _complete("SELECT code FROM programs ORDER BY code", incomplete)
+def _complete_programs(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _complete(ctx, "SELECT code FROM programs ORDER BY code", incomplete)
 
 
-def _complete_rewards(incomplete: str) -> list[str]:
-    return _complete("SELECT DISTINCT definition FROM program_versions", incomplete, rewards=True)
+def _complete_rewards(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _complete(ctx, "SELECT DISTINCT definition FROM program_versions", incomplete, rewards=True)
 
 
-def _complete(sql: str, incomplete: str, rewards: bool = False) -> list[str]:
-    """Dynamic completion from the current database; silent on any problem."""
+def _complete(ctx, sql: str, incomplete: str, rewards: bool = False) -> list[str]:
+    """Dynamic completion from the database the command line names (--db, else as usual); silent on any problem."""
     try:
         import json
         import os
@@ -42,7 +42,7 @@ def _complete(sql: str, incomplete: str, rewards: bool = False) -> list[str]:
 
         from ..ledger.db import resolve_path
 
-        path = resolve_path(None)
+        path = resolve_path(ctx.find_root().params.get("db") if ctx is not None else None)
         if not os.path.exists(path):
             return []
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -70,9 +70,19 @@ class Group(TyperGroup):
     """Turns the service layer's typed errors into `Error: message` on stderr and their exit code."""
 
     def main(self, *args, **kwargs):
+        import os
+
         from .coerce import install
 
         install(self)  # plain parameters skip pydantic (start-up time)
+        if os.environ.get("_LOYALTYCTL_COMPLETE"):
+            # Shell completion protocol (add_completion=False keeps --install-completion out of
+            # the help, and with it Typer's registration of its bash/zsh/fish classes).
+            try:
+                from typer._completion_classes import completion_init
+            except ImportError:  # pragma: no cover - other Typer layouts
+                from typer.completion import completion_init
+            completion_init()
         return super().main(*args, **kwargs)
 
     def invoke(self, ctx):

@@ -1,0 +1,1 @@
+complete --command loyaltyctl --no-files --arguments "(env _LOYALTYCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) loyaltyctl)" --condition "env _LOYALTYCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) loyaltyctl"
