@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from conftest import PROGRAMS, Cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
 AS_OF = "2026-06-01T00:00:00Z"
 
 
@@ -321,3 +323,28 @@ def test_a_foreign_sqlite_file_is_refused(tmp_path):
     conn.execute("CREATE TABLE t (x)")
     conn.close()
     assert "not a loyaltyctl database" in Cli(other).fail("member", "list")
+
+
+def test_the_v1_fixture_is_what_its_script_builds(tmp_path):
+    """tests/fixtures/v1.db is what make_v1_db.py builds with the loyaltyctl of schema version 1."""
+    import subprocess
+    import sys
+
+    from make_v1_db import V1_COMMIT
+
+    root = FIXTURES.parent.parent
+    if subprocess.run(["git", "-C", str(root), "cat-file", "-e", V1_COMMIT], capture_output=True).returncode:
+        pytest.skip(f"git history with {V1_COMMIT} is not available (shallow clone?)")
+    subprocess.run([sys.executable, str(FIXTURES / "make_v1_db.py"), str(tmp_path / "rebuilt.db")], check=True,
+                   capture_output=True)
+    sql = ["PRAGMA user_version", "SELECT txn_id, kind, points, uncovered, amount_e4, effective_at FROM entries ORDER BY 1",
+           "SELECT points, remaining, earned_at, expires_at FROM lots ORDER BY id",
+           "SELECT member_id, program_code, points_total, tier FROM enrollments ORDER BY 1, 2",
+           "SELECT sql FROM sqlite_master ORDER BY name"]
+    contents = []
+    for path in (FIXTURES / "v1.db", tmp_path / "rebuilt.db"):
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        contents.append([conn.execute(q).fetchall() for q in sql])
+        conn.close()
+    assert contents[0] == contents[1]
+    assert contents[0][0] == [(1,)]
