@@ -66,6 +66,8 @@ def console(stderr: bool = False):
     kwargs: dict = {"file": stream, "highlight": False}
     if not stream.isatty():
         kwargs["width"] = int(os.environ.get("COLUMNS", 0)) or 200
+    if os.environ.get("NO_COLOR"):
+        kwargs["color_system"] = None  # no-color.org: plain text, not even bold or italic
     return Console(**kwargs)
 
 

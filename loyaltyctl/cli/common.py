@@ -75,6 +75,10 @@ class Group(TyperGroup):
         from .coerce import install
 
         install(self)  # plain parameters skip pydantic (start-up time)
+        if os.environ.get("NO_COLOR") and (sys.stdout.isatty() or sys.stderr.isatty()):
+            import typer.rich_utils  # help and usage errors: plain text on a terminal too
+
+            typer.rich_utils.COLOR_SYSTEM = None
         if os.environ.get("_LOYALTYCTL_COMPLETE"):
             # Shell completion protocol (add_completion=False keeps --install-completion out of
             # the help, and with it Typer's registration of its bash/zsh/fish classes).
@@ -84,6 +88,17 @@ class Group(TyperGroup):
                 from typer.completion import completion_init
             completion_init()
         return super().main(*args, **kwargs)
+
+    # `loyaltyctl --help` shows the panels in the order an operator's day meets them; Admin last.
+    PANELS = ("Members", "Transactions", "Programs", "Import and export", "Jobs", "Reports", "Admin")
+
+    def list_commands(self, ctx):
+        names = super().list_commands(ctx)
+
+        def rank(name: str) -> float:
+            panel = getattr(self.commands[name], "rich_help_panel", None)
+            return self.PANELS.index(panel) if panel in self.PANELS else len(self.PANELS) - 1.5
+        return sorted(names, key=rank)
 
     def invoke(self, ctx):
         try:
