@@ -13,7 +13,7 @@ HELP = """Run customer loyalty programs on an append-only SQLite ledger.
 
 Exit codes: 0 ok, 1 business or input error (one line on stderr, nothing written), 2 usage error.
 
-Example:  loyaltyctl demo && loyaltyctl member show M00001
+Example:  loyaltyctl demo && loyaltyctl member show D0002
 """
 
 app = typer.Typer(
