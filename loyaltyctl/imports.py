@@ -262,6 +262,7 @@ def import_transactions(db: Database, path: str, *, program: str | None = None, 
     if program:
         service.program(db, program)
     source, handle = open_csv(path, TXN_COLUMNS, TXN_REQUIRED)
+    db.large_cache(64)  # index pages of a growing ledger stay in memory across batches
     digest = file_digest(path)
     key = f"import transactions {digest} {program or ''} {'enroll' if enroll_unknown else ''}" if digest else None
     try:
@@ -294,6 +295,37 @@ def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry
     source, handle = open_csv(path, MEMBER_COLUMNS, MEMBER_REQUIRED)
     try:
         return _run(db, source, lambda row: _apply_member(db, row), all_or_nothing=all_or_nothing,
+                    dry_run=dry_run, progress=progress, rejects=rejects)
+    finally:
+        handle.close()
+
+
+NPS_COLUMNS = ["response_id", "member_id", "account", "score", "comment", "answered_at", "program"]
+NPS_REQUIRED = ["response_id", "score", "answered_at"]
+
+
+def _apply_nps(db: Database, row: dict, program: str | None) -> str:
+    from . import nps
+
+    _check_cells(row)
+    response = (row.get("response_id") or "").strip()
+    if not response:
+        raise RowError("response_id: required")
+    return nps.record(db, (row.get("member_id") or "").strip() or None, score=(row.get("score") or "").strip(),
+                      account=row.get("account"), comment=row.get("comment"),
+                      at=ts_or_now(_need(row, "answered_at"), "answered_at"),
+                      program=(row.get("program") or "").strip() or program, response_id=response)["status"]
+
+
+def import_nps(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
+               dry_run: bool = False, progress=None, rejects: str | None = None) -> Summary:
+    """NPS responses: response_id, member_id, account, score, comment, answered_at [, program].
+    response_id is the idempotency key: a re-imported file records nothing twice."""
+    if program:
+        service.program(db, program)
+    source, handle = open_csv(path, NPS_COLUMNS, NPS_REQUIRED)
+    try:
+        return _run(db, source, lambda row: _apply_nps(db, row, program), all_or_nothing=all_or_nothing,
                     dry_run=dry_run, progress=progress, rejects=rejects)
     finally:
         handle.close()

@@ -99,6 +99,10 @@ class Database:
             self._depth = 0
             self.conn.execute("ROLLBACK")
 
+    def large_cache(self, mib: int = 64) -> None:
+        """A bigger page cache for this connection (batch imports, big catch-up jobs)."""
+        self.conn.execute(f"PRAGMA cache_size = -{int(mib) * 1024}")
+
     def close(self) -> None:
         self.conn.close()
 

@@ -28,7 +28,7 @@ def due_lots(db: Database, as_of: str, program: str | None) -> None:
     many = db.scalar("SELECT count(*) FROM (SELECT 1 FROM lots WHERE remaining > 0 AND expires_at <= ? LIMIT 20000)",
                      (as_of,)) >= 20000
     if many:  # a big catch-up rewrites index pages all over: give this connection a larger page cache
-        db.execute("PRAGMA cache_size = -131072")
+        db.large_cache(128)
     db.execute(
         f"""INSERT INTO _due (lot_id, enrollment_id, points, expires_at, earned_at, rule)
             SELECT l.id, l.enrollment_id, l.remaining, l.expires_at, l.earned_at, 'expiry'
