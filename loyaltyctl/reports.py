@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from . import service
 from .ledger import store
@@ -35,24 +34,46 @@ def balances(db: Database, program: str | None = None, limit: int = 20, as_of: s
 
 
 def tiers(db: Database, program: str | None = None, as_of: str | None = None) -> dict:
-    """Members per tier, their share of the program and average balance."""
+    """Members per tier at --as-of: their share of the program, average balance, average
+    qualifying total (spend, or points for points-basis programs, over the tier window) and
+    how many are within 10% of the next tier's threshold (goal-gradient opportunity)."""
+    from datetime import timedelta
+
+    from .ledger import analytics
+    from .values import SCALE, fmt_ts, to_dt
+
     at = ts_or_now(as_of, "--as-of")
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    totals: dict[str, int] = defaultdict(int)
-    for r in store.balances_at(db, at, program):
-        groups[(r["program_code"], r["tier"] or "-")].append(r["balance"])
-        totals[r["program_code"]] += 1
+    if program:
+        service.program(db, program)
+    one = Decimal("0.1")
     out = []
     for row in store.program_rows(db):
         code = row["code"]
         if program and code != program:
             continue
         d = service.program(db, code)
-        names = [lv.name for lv in d.levels] or ["-"]
-        for name in names:
-            bal = groups.get((code, name), [])
-            share = (Decimal(len(bal)) * 100 / totals[code]).quantize(Decimal("0.1")) if totals[code] else None
-            avg = (Decimal(sum(bal)) / len(bal)).quantize(Decimal("0.1")) if bal else None
-            out.append({"program": code, "tier": name, "members": len(bal), "share_pct": share, "avg_balance": avg})
-    return _report(["program", "tier", "members", "share_pct", "avg_balance"], out,
-                   ["members", "share_pct", "avg_balance"])
+        unit = SCALE if d.basis == "spend" else 1
+        nexts = [(lv.name, int(d.levels[lv.index + 1].threshold * unit) if lv.index + 1 < len(d.levels) else None)
+                 for lv in d.levels]
+        start = fmt_ts(to_dt(at) - timedelta(days=d.window_days))
+        found = {r["tier"]: r for r in analytics.tier_stats(db, code, at, start, d.basis, nexts)}
+        total = sum(r["members"] for r in found.values())
+        names = [lv.name for lv in d.levels] + [t for t in found if t not in {lv.name for lv in d.levels}]
+        for name in names or [None]:
+            r = found.get(name)
+            n = r["members"] if r else 0
+            avg_q = None
+            if n and d.tiered:
+                avg_q = Decimal(r["qualifying"]) / unit / n
+                avg_q = money(avg_q.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)) if d.basis == "spend" else \
+                    avg_q.quantize(one, rounding=ROUND_HALF_UP)
+            level = d.level(name)
+            nxt = d.next_level(level) if level else None
+            out.append({"program": code, "tier": name or "-", "members": n,
+                        "share_pct": (Decimal(n) * 100 / total).quantize(one, rounding=ROUND_HALF_UP) if total else None,
+                        "avg_balance": (Decimal(r["balance"]) / n).quantize(one, rounding=ROUND_HALF_UP) if n else None,
+                        "basis": d.basis if d.tiered else None, "avg_qualifying": avg_q,
+                        "next_tier": nxt.name if nxt else None,
+                        "near_next": (r["near_next"] if r else 0) if nxt else None})
+    return _report(["program", "tier", "members", "share_pct", "avg_balance", "basis", "avg_qualifying", "next_tier",
+                    "near_next"], out, ["members", "share_pct", "avg_balance", "avg_qualifying", "near_next"])

@@ -309,6 +309,25 @@ CASES = {
     "report expiring": (["report", "expiring", "--as-of", "2027-01-01", "--within", "60"], _rows, (), False),
     "report balances": (["report", "balances", "--as-of", "2026-06-01"], _rows, (), False),
     "report tiers": (["report", "tiers", "--as-of", "2026-06-01"], _rows, (), False),
+    "nps record": (["nps", "record", "M1", "--score", "9", "--comment", "=great", "--response-id", "N9", *AT],
+                   _rows, (), False),
+    "import nps": (["import", "nps", "NPS"], _summary, (), False),
+    "nps summary": (["nps", "summary", "--by", "tier"], _rows, (), False),
+    "nps comments": (["nps", "comments"], _rows, (), False),
+    "report liability": (["report", "liability", "--as-of", "2026-06-01"], _rows, (), False),
+    "report roi": (["report", "roi", "--since", "2026-01-01", "--until", "2026-07-01"], _rows, (), False),
+    "report churn": (["report", "churn", "--since", "2026-01-01", "--until", "2026-04-01"], _rows, (), False),
+    "report at-risk": (["report", "at-risk", "--as-of", "2026-12-20"], _rows, (), False),
+    "report ticket": (["report", "ticket", "--until", "2026-07-01"], _rows, (), False),
+    "report liability": (["report", "liability", "--as-of", "2026-06-01"], _rows, (), False),
+    "report roi": (["report", "roi", "--since", "2026-01-01", "--until", "2026-06-01"], _rows, (), False),
+    "report churn": (["report", "churn", "--since", "2026-01-01"], _rows, (), False),
+    "report at-risk": (["report", "at-risk"], _rows, (), False),
+    "report ticket": (["report", "ticket", "--since", "2026-01-01"], _rows, (), False),
+    "import nps": (["import", "nps", "NPS"], _summary, (), False),
+    "nps record": (["nps", "record", "M1", "--score", "9", "--comment", "=friendly", "--response-id", "Q1", *AT], _rows, (), False),
+    "nps summary": (["nps", "summary"], _rows, (), False),
+    "nps comments": (["nps", "comments"], _rows, (), False),
     "expire": (["expire", "--as-of", "2028-01-01"], lambda d: d["by_member"], (), False),
     "tiers review": (["tiers", "review", "--as-of", "2027-02-01"], lambda d: d["moves"], (), False),
 }
@@ -348,6 +367,10 @@ def twins(tmp_path_factory):
         "TXNS": "txn_id,member_id,kind,occurred_at,amount,points,reason\n"
                 "I1,M2,purchase,2026-02-02T10:00:00Z,40,,\nI2,M2,adjust,2026-02-03T10:00:00Z,,-3,\"-fix\"\n",
         "MEMBERS": "member_id,program,name,email\nN1,coffee,=Eve,e@x.org\nN2,books,Bob,\n",
+        "NPS": "response_id,member_id,account,score,comment,answered_at\nP1,M2,,3,-slow,2026-02-04T10:00:00Z\n"
+               "P2,,Acme,10,,2026-02-05T10:00:00Z\n",
+        "NPS": "response_id,member_id,account,score,comment,answered_at\n"
+               "N1,M1,,10,great,2026-02-10T10:00:00Z\nN2,M3,Acme,4,\"slow, cold\",2026-02-11T10:00:00Z\n",
         "PLAN": (PROGRAMS / "coffee.yaml").read_text().replace("points_per_unit: 1", "points_per_unit: 2", 1),
     }
     paths = {}

@@ -44,7 +44,7 @@ def root(
     ctx.obj = State(db)
 
 
-from . import admin, batch, jobs, members, programs, reports, transactions  # noqa: E402  (register commands)
+from . import admin, batch, jobs, members, nps, programs, reports, transactions  # noqa: E402  (register commands)
 
 members.register(app)
 transactions.register(app)
@@ -52,6 +52,7 @@ programs.register(app)
 batch.register(app)
 jobs.register(app)
 reports.register(app)
+nps.register(app)
 admin.register(app)
 admin.register_maintenance(app)
 

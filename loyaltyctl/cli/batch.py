@@ -128,6 +128,31 @@ def import_members(
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
 
 
+@import_app.command("nps")
+def import_nps(
+    ctx: typer.Context,
+    path: FileArg,
+    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Program for every row (default: the program column, else each member's only program).")] = None,
+    rejects: RejectsOpt = None,
+    all_or_nothing: AllOrNothingOpt = False,
+    dry_run: DryRunOpt = False,
+    fmt: FormatOpt = Format.table,
+):
+    """Import NPS responses: response_id, member_id, account, score, comment, answered_at [, program].
+
+    Each row needs a member_id or an account; score is 0-10. response_id is the
+    idempotency key: re-importing a file records nothing twice.
+
+    Example: loyaltyctl import nps survey-2026-11.csv --rejects rejects.csv
+    """
+    from .. import imports
+
+    with progress_bar(path) as progress:
+        summary = imports.import_nps(db(ctx), path, program=program, all_or_nothing=all_or_nothing,
+                                     dry_run=dry_run, progress=progress, rejects=rejects)
+    _summary(summary, fmt, "<stdin>" if path == "-" else path)
+
+
 def export(
     ctx: typer.Context,
     what: Annotated[str, typer.Argument(metavar="ledger|members|balances", help="What to export.")],

@@ -56,6 +56,10 @@ def balances(
     _out(reports.balances(db(ctx), program, limit, as_of), fmt, "Top balances")
 
 
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Period start, included (ISO-8601).")]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Period end, excluded (ISO-8601). Default: now.")]
+
+
 @report_app.command("tiers")
 def tiers(
     ctx: typer.Context,
@@ -63,13 +67,128 @@ def tiers(
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
 ):
-    """Members per tier, their share and average balance.
+    """Members per tier, their share, balances, qualifying totals and who is near the next tier.
+
+    Average qualifying spend (points for points-basis programs) is over the tier window;
+    near next counts members within 10% of the next tier's threshold (worth a nudge).
+    Table format adds a bar chart.
 
     Example: loyaltyctl report tiers --program coffee
     """
-    from .. import reports
+    from .. import render, reports
 
-    _out(reports.tiers(db(ctx), program, as_of), fmt, "Tiers")
+    report = reports.tiers(db(ctx), program, as_of)
+    _out(report, fmt, "Tiers")
+    if fmt is Format.table and report["rows"]:
+        render.bar_chart([(f"{r['program']} {r['tier']}", r["members"]) for r in report["rows"]],
+                         title="Members per tier")
+
+
+@report_app.command("liability")
+def liability(
+    ctx: typer.Context,
+    program: ReportProgramOpt = None,
+    as_of: AsOfOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Outstanding unexpired points per program and their value: what is owed to members.
+
+    Value = points x point_value; also how much of it expires within 30 and 90 days.
+
+    Example: loyaltyctl report liability --as-of 2026-12-31
+    """
+    from .. import analytics
+
+    _out(analytics.liability(db(ctx), program, as_of), fmt, "Points liability")
+
+
+@report_app.command("roi")
+def roi(
+    ctx: typer.Context,
+    cost: Annotated[Optional[str], typer.Option("--cost", help="Operating cost of the whole period (default: the program's cost_per_month x months).")] = None,
+    program: ReportProgramOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Return on the program over a period (default: since the first enrollment, until now).
+
+    revenue = members' purchases in the period, net of refunds;
+    repeat revenue = those made after the member's first purchase ever;
+    reward cost = points redeemed in the period (net of cancellations) x point_value;
+    operating cost = --cost, else cost_per_month x calendar months in the period
+    (pro-rated by the seconds of each month), else 0;
+    ROI % = (repeat revenue - reward cost - operating cost) / (reward cost + operating cost) x 100.
+
+    Example: loyaltyctl report roi --program coffee --since 2026-01-01 --until 2026-07-01 --cost 1800
+    """
+    from .. import analytics
+
+    _out(analytics.roi(db(ctx), program, since, until, cost), fmt, "Program ROI")
+
+
+@report_app.command("churn")
+def churn(
+    ctx: typer.Context,
+    period: Annotated[str, typer.Option("--period", help="month or quarter (calendar, UTC).")] = "month",
+    program: ReportProgramOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Active members, members lost and churn rate per month or quarter.
+
+    Active = any purchase in the period; lost = active in the previous period, no purchase
+    in this one; churn % = lost / previous period's active.
+
+    Example: loyaltyctl report churn --period quarter --since 2026-01-01
+    """
+    from .. import analytics
+
+    _out(analytics.churn(db(ctx), period, program, since, until), fmt, f"Churn per {period}")
+
+
+@report_app.command("at-risk")
+def at_risk(
+    ctx: typer.Context,
+    factor: Annotated[str, typer.Option("--factor", help="Flag when the time since the last purchase exceeds this many median gaps.")] = "2",
+    program: ReportProgramOpt = None,
+    as_of: AsOfOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Members to re-engage, largest balance at stake first.
+
+    Those whose time since their last purchase exceeds --factor times their own median
+    gap between purchases (at least 3 purchases), and those with points expiring within
+    30 days and no purchase or redemption in the last 60 days.
+
+    Example: loyaltyctl report at-risk --factor 3 --format csv
+    """
+    from .. import analytics
+
+    _out(analytics.at_risk(db(ctx), factor, program, as_of), fmt, "Members at risk", empty="no members at risk")
+
+
+@report_app.command("ticket")
+def ticket(
+    ctx: typer.Context,
+    program: ReportProgramOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Average purchase value of members vs non-members, and of new vs settled members.
+
+    Members vs anonymous (non-member) sales, and members in
+    their first 90 days after joining vs afterwards (purchases before joining are not
+    recorded, so "before vs after joining" is read as early vs settled membership).
+    Member purchases count net of refunds; wholly refunded ones are left out.
+
+    Example: loyaltyctl report ticket --since 2026-01-01
+    """
+    from .. import analytics
+
+    _out(analytics.ticket(db(ctx), program, since, until), fmt, "Average ticket")
 
 
 def register(app: typer.Typer) -> None:

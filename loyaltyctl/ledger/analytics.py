@@ -1,0 +1,376 @@
+"""SQL of NPS surveys and program reports. Every figure is aggregated here, in SQL
+(window functions and GROUP BY), so a report never loads the ledger into Python.
+
+Purchases are `earn` entries with an amount (rule_kind spend or partner); their
+refunds are `refund` entries with a negative amount citing them (ref_entry_id).
+Periods are half-open: since <= effective_at < until (timestamps compare as text)."""
+
+from __future__ import annotations
+
+from .db import Database
+from .store import LOT_ALIVE, LOT_EXPIRY, qualifying_sql
+
+PURCHASE = "kind = 'earn' AND amount_e4 IS NOT NULL"
+# A purchase `p` net of its refunds recorded before :until.
+_NET = ("(p.amount_e4 + COALESCE((SELECT SUM(r.amount_e4) FROM entries r WHERE r.ref_entry_id = p.id"
+        " AND r.kind = 'refund' AND r.effective_at < :until), 0))")
+# Seconds since the epoch of a stored timestamp (exact integers for gap arithmetic).
+_SECS = "CAST(strftime('%s', {}) AS INTEGER)"
+
+
+def _program(sql: str, params: dict, program: str | None, column: str) -> str:
+    if program:
+        params["program"] = program
+        return sql + f" AND {column} = :program"
+    return sql
+
+
+# --- NPS -----------------------------------------------------------------------------
+
+
+def nps_response(db: Database, response_id: str):
+    return db.one("SELECT * FROM nps_responses WHERE response_id = ?", (response_id,))
+
+
+def insert_nps(db: Database, rows: list[tuple]) -> None:
+    """rows: (response_id, member_id, program_code, account, score, comment, content, answered_at, recorded_at)."""
+    db.executemany(
+        """INSERT INTO nps_responses (response_id, member_id, program_code, account, score, comment, content,
+                                      answered_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        rows,
+    )
+
+
+# Tier of the response's member in the response's program when they answered.
+_TIER_AT_ANSWER = """(SELECT tc.tier FROM tier_changes tc JOIN enrollments e ON e.id = tc.enrollment_id
+                      WHERE e.member_id = r.member_id AND e.program_code = r.program_code
+                        AND tc.effective_at <= r.answered_at
+                      ORDER BY tc.effective_at DESC, tc.id DESC LIMIT 1)"""
+NPS_KEYS = {
+    None: [],
+    "program": ["r.program_code"],
+    "tier": ["r.program_code", _TIER_AT_ANSWER],
+    "account": ["r.account"],
+    "month": ["substr(r.answered_at, 1, 7)"],
+}
+
+
+def nps_counts(db: Database, by: str | None, since: str, until: str, program: str | None,
+               account: str | None) -> list:
+    """(k0[, k1], responses, promoters, passives, detractors) per group of `by`."""
+    keys = NPS_KEYS[by]
+    cols = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
+    sql = f"""SELECT {cols} count(*) AS responses,
+                     COALESCE(SUM(r.score >= 9), 0) AS promoters,
+                     COALESCE(SUM(r.score BETWEEN 7 AND 8), 0) AS passives,
+                     COALESCE(SUM(r.score <= 6), 0) AS detractors
+              FROM nps_responses r WHERE r.answered_at >= :since AND r.answered_at < :until"""
+    params: dict = {"since": since, "until": until}
+    sql = _program(sql, params, program, "r.program_code")
+    if account:
+        sql += " AND r.account = :account"
+        params["account"] = account
+    if keys:
+        sql += " GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys)))
+    return db.all(sql, params)
+
+
+def accounts(db: Database) -> list[str]:
+    """Accounts known from members or responses (groups that may have no answers)."""
+    return [r[0] for r in db.all(
+        """SELECT account FROM members WHERE account IS NOT NULL
+           UNION SELECT account FROM nps_responses WHERE account IS NOT NULL ORDER BY 1""")]
+
+
+def nps_comments(db: Database, low: int, high: int, since: str, until: str, program: str | None,
+                 account: str | None) -> list:
+    sql = """SELECT r.response_id, r.answered_at, r.member_id, m.name, r.program_code AS program, r.account,
+                    r.score, r.comment
+             FROM nps_responses r LEFT JOIN members m ON m.member_id = r.member_id
+             WHERE r.comment IS NOT NULL AND r.comment <> '' AND r.score BETWEEN :low AND :high
+               AND r.answered_at >= :since AND r.answered_at < :until"""
+    params: dict = {"low": low, "high": high, "since": since, "until": until}
+    sql = _program(sql, params, program, "r.program_code")
+    if account:
+        sql += " AND r.account = :account"
+        params["account"] = account
+    return db.all(sql + " ORDER BY r.answered_at DESC, r.id DESC", params)
+
+
+# --- balances at a moment ----------------------------------------------------------------
+
+# Each enrollment's balance at :t (lots alive at :t as they stood at :t, plus claw-back debt).
+_BALANCES = f"""
+    lot_at AS (
+        SELECT l.enrollment_id AS eid, l.points + COALESCE(SUM(m.points), 0) AS rem
+        FROM lots l LEFT JOIN lot_moves m ON m.lot_id = l.id AND m.effective_at <= :t
+        WHERE l.earned_at <= :t AND {LOT_ALIVE} {{lot_scope}}
+        GROUP BY l.id
+    ), balance AS (
+        SELECT eid, SUM(points) AS points FROM (
+            SELECT eid, rem AS points FROM lot_at
+            UNION ALL
+            SELECT enrollment_id, uncovered FROM entries WHERE uncovered <> 0 AND effective_at <= :t {{entry_scope}}
+        ) GROUP BY eid
+    )"""
+
+
+def _balances(program: str | None) -> str:
+    if not program:
+        return _BALANCES.format(lot_scope="", entry_scope="")
+    inside = "IN (SELECT id FROM enrollments WHERE program_code = :program)"
+    return _BALANCES.format(lot_scope=f"AND l.enrollment_id {inside}", entry_scope=f"AND enrollment_id {inside}")
+
+
+def tier_stats(db: Database, program: str, t: str, start: str, basis: str, levels: list[tuple[str, int | None]]) -> list:
+    """Per tier at :t of one program: members, summed balance and qualifying total (spend e4 or
+    points in (start, t]), and members within 10% of the next threshold (`levels`: name and the
+    next level's threshold in the same unit, None for the top)."""
+    params: dict = {"t": t, "start": start, "program": program}
+    values = []
+    for i, (name, nxt) in enumerate(levels):
+        values.append(f"(:n{i}, :x{i})")
+        params[f"n{i}"], params[f"x{i}"] = name, nxt
+    level_cte = f"levels(name, nxt) AS (VALUES {', '.join(values)})," if values else \
+        "levels(name, nxt) AS (SELECT NULL, NULL WHERE 0),"
+    sql = f"""
+        WITH {level_cte} {_balances(program)},
+        qual AS ({qualifying_sql(basis, "p.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)")}),
+        tier_at AS (
+            SELECT e.id AS eid,
+                   (SELECT tc.tier FROM tier_changes tc WHERE tc.enrollment_id = e.id AND tc.effective_at <= :t
+                    ORDER BY tc.effective_at DESC, tc.id DESC LIMIT 1) AS tier
+            FROM enrollments e WHERE e.program_code = :program AND e.joined_at <= :t
+        )
+        SELECT ta.tier, count(*) AS members, COALESCE(SUM(b.points), 0) AS balance,
+               COALESCE(SUM(q.total), 0) AS qualifying,
+               COALESCE(SUM(lv.nxt IS NOT NULL AND COALESCE(q.total, 0) * 10 >= lv.nxt * 9
+                            AND COALESCE(q.total, 0) < lv.nxt), 0) AS near_next
+        FROM tier_at ta
+        LEFT JOIN balance b ON b.eid = ta.eid
+        LEFT JOIN qual q ON q.enrollment_id = ta.eid
+        LEFT JOIN levels lv ON lv.name = ta.tier
+        GROUP BY ta.tier"""
+    return db.all(sql, params)
+
+
+# --- liability -------------------------------------------------------------------------------
+
+
+def liability(db: Database, t: str, soon: str, later: str, program: str | None) -> list:
+    """Per program: unexpired points at :t in lots (as they stood at :t), members holding them,
+    and the part of them expiring in (t, soon] and (t, later]."""
+    params: dict = {"t": t, "soon": soon, "later": later}
+    scope = ""
+    if program:
+        params["program"] = program
+        scope = "AND l.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)"
+    sql = f"""
+        WITH lot_at AS (
+            SELECT l.enrollment_id AS eid, {LOT_EXPIRY} AS xp, l.points + COALESCE(SUM(m.points), 0) AS rem
+            FROM lots l LEFT JOIN lot_moves m ON m.lot_id = l.id AND m.effective_at <= :t
+            WHERE l.earned_at <= :t AND {LOT_ALIVE} {scope}
+            GROUP BY l.id
+        )
+        SELECT e.program_code AS program, COALESCE(SUM(a.rem), 0) AS points,
+               count(DISTINCT CASE WHEN a.rem > 0 THEN a.eid END) AS members,
+               COALESCE(SUM(CASE WHEN a.xp <= :soon THEN a.rem END), 0) AS expiring_soon,
+               COALESCE(SUM(CASE WHEN a.xp <= :later THEN a.rem END), 0) AS expiring_later
+        FROM lot_at a JOIN enrollments e ON e.id = a.eid
+        GROUP BY e.program_code"""
+    return db.all(sql, params)
+
+
+# --- revenue and ROI ---------------------------------------------------------------------------
+
+
+def revenue(db: Database, since: str, until: str, program: str | None) -> list:
+    """Per program over [since, until): purchasing members, purchases, revenue and repeat revenue
+    (purchases after the member's first purchase ever) net of refunds made before `until`,
+    and points redeemed net of cancelled redemptions."""
+    params: dict = {"since": since, "until": until}
+    scope = ""
+    if program:
+        params["program"] = program
+        scope = "AND p.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)"
+    sql = f"""
+        WITH firsts AS (
+            SELECT enrollment_id AS eid, MIN(effective_at) AS t FROM entries p
+            WHERE {PURCHASE} {scope} GROUP BY enrollment_id
+        ), first_ids AS (
+            SELECT f.eid, (SELECT MIN(p.id) FROM entries p WHERE p.enrollment_id = f.eid AND p.effective_at = f.t
+                           AND p.{PURCHASE}) AS id
+            FROM firsts f WHERE f.t < :until
+        ), period AS (
+            SELECT p.enrollment_id AS eid, p.id, {_NET} AS net FROM entries p
+            WHERE p.{PURCHASE} AND p.effective_at >= :since AND p.effective_at < :until {scope}
+        ), redeemed AS (
+            SELECT e.program_code, -SUM(p.points) AS points FROM entries p JOIN enrollments e ON e.id = p.enrollment_id
+            WHERE p.rule_kind = 'redeem' AND p.effective_at >= :since AND p.effective_at < :until {scope}
+            GROUP BY e.program_code
+        ), sums AS (
+            SELECT e.program_code, count(DISTINCT pe.eid) AS members, count(*) AS purchases,
+                   SUM(pe.net) AS revenue,
+                   SUM(CASE WHEN pe.id <> fi.id THEN pe.net ELSE 0 END) AS repeat_revenue
+            FROM period pe JOIN enrollments e ON e.id = pe.eid JOIN first_ids fi ON fi.eid = pe.eid
+            GROUP BY e.program_code
+        )
+        SELECT pr.code AS program, COALESCE(s.members, 0) AS members, COALESCE(s.purchases, 0) AS purchases,
+               COALESCE(s.revenue, 0) AS revenue, COALESCE(s.repeat_revenue, 0) AS repeat_revenue,
+               COALESCE(rd.points, 0) AS redeemed
+        FROM programs pr LEFT JOIN sums s ON s.program_code = pr.code
+        LEFT JOIN redeemed rd ON rd.program_code = pr.code
+        {"WHERE pr.code = :program" if program else ""}
+        ORDER BY pr.code"""
+    return db.all(sql, params)
+
+
+def first_activity(db: Database, program: str | None) -> str | None:
+    sql = "SELECT MIN(joined_at) FROM enrollments WHERE 1"
+    params: dict = {}
+    return db.scalar(_program(sql, params, program, "program_code"), params)
+
+
+# --- churn ------------------------------------------------------------------------------------
+
+PERIOD_INDEX = {
+    "month": "(CAST(substr(effective_at, 1, 4) AS INTEGER) * 12 + CAST(substr(effective_at, 6, 2) AS INTEGER) - 1)",
+    "quarter": "(CAST(substr(effective_at, 1, 4) AS INTEGER) * 4 + (CAST(substr(effective_at, 6, 2) AS INTEGER) - 1) / 3)",
+}
+
+
+def churn(db: Database, period: str, lo: int, hi: int, program: str | None) -> list:
+    """Per period index in [lo - 1, hi]: members with a purchase (active), and members active in
+    the previous period with none in this one (lost; not counted for lo - 1)."""
+    params: dict = {"lo": lo - 1, "hi": hi}
+    scope = ""
+    if program:
+        params["program"] = program
+        scope = "AND e.program_code = :program"
+    sql = f"""
+        WITH act AS (
+            SELECT DISTINCT e.member_id AS m, {PERIOD_INDEX[period].replace('effective_at', 'p.effective_at')} AS pi
+            FROM entries p JOIN enrollments e ON e.id = p.enrollment_id
+            WHERE p.{PURCHASE} {scope}
+        ), scoped AS (SELECT m, pi FROM act WHERE pi BETWEEN :lo AND :hi),
+        gaps AS (
+            SELECT pi, LEAD(pi) OVER (PARTITION BY m ORDER BY pi) AS nxt FROM scoped
+        )
+        SELECT pi, SUM(kind = 'active') AS active, SUM(kind = 'lost') AS lost FROM (
+            SELECT pi, 'active' AS kind FROM scoped
+            UNION ALL
+            SELECT pi + 1, 'lost' FROM gaps WHERE nxt IS NULL OR nxt > pi + 1
+        ) WHERE pi BETWEEN :lo AND :hi GROUP BY pi ORDER BY pi"""
+    return db.all(sql, params)
+
+
+def purchase_span(db: Database, program: str | None) -> tuple[str | None, str | None]:
+    sql = f"SELECT MIN(p.effective_at), MAX(p.effective_at) FROM entries p WHERE p.{PURCHASE}"
+    params: dict = {}
+    if program:
+        sql += " AND p.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)"
+        params["program"] = program
+    row = db.one(sql, params)
+    return row[0], row[1]
+
+
+# --- at risk ----------------------------------------------------------------------------------
+
+
+def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, program: str | None) -> list:
+    """Enrollments at :t whose time since their last purchase exceeds num/den times their median
+    gap between purchases (at least 3 purchases), or with points expiring in (t, soon] and no
+    earn or redeem activity in (quiet, t]; with their balance at :t."""
+    params: dict = {"t": t, "num": num, "den": den, "soon": soon, "quiet": quiet}
+    scope = ""
+    if program:
+        params["program"] = program
+        scope = "AND enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)"
+    secs_t = _SECS.format(":t")
+    sql = f"""
+        WITH gaps AS (
+            SELECT enrollment_id AS eid, effective_at AS at,
+                   {_SECS.format('effective_at')} - {_SECS.format('LAG(effective_at) OVER w')} AS gap
+            FROM entries WHERE {PURCHASE} AND effective_at <= :t {scope}
+            WINDOW w AS (PARTITION BY enrollment_id ORDER BY effective_at, id)
+        ), ranked AS (
+            SELECT eid, gap, ROW_NUMBER() OVER (PARTITION BY eid ORDER BY gap) AS rn,
+                   count(*) OVER (PARTITION BY eid) AS n
+            FROM gaps WHERE gap IS NOT NULL
+        ), rhythm AS (
+            SELECT eid, MAX(n) + 1 AS purchases,
+                   SUM(gap) * (3 - count(*)) AS median2  -- twice the median gap, in seconds
+            FROM ranked WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY eid HAVING MAX(n) >= 2
+        ), last AS (
+            SELECT eid, MAX(at) AS last FROM gaps GROUP BY eid
+        ), lagging AS (
+            SELECT r.eid, r.purchases, r.median2, l.last FROM rhythm r JOIN last l ON l.eid = r.eid
+            WHERE 2 * ({secs_t} - {_SECS.format('l.last')}) * :den > :num * r.median2
+        ), expiring AS (
+            SELECT l.enrollment_id AS eid, SUM(l.points + COALESCE((SELECT SUM(m.points) FROM lot_moves m
+                       WHERE m.lot_id = l.id AND m.effective_at <= :t), 0)) AS points
+            FROM lots l
+            WHERE l.earned_at <= :t
+              AND ((l.inactivity_days IS NULL AND l.expires_at > :t AND l.expires_at <= :soon)
+                   OR (l.inactivity_days IS NOT NULL AND {LOT_EXPIRY} > :t AND {LOT_EXPIRY} <= :soon))
+              {scope.replace('enrollment_id', 'l.enrollment_id')}
+            GROUP BY l.enrollment_id HAVING SUM(l.points + COALESCE((SELECT SUM(m.points) FROM lot_moves m
+                       WHERE m.lot_id = l.id AND m.effective_at <= :t), 0)) > 0
+        ), idle AS (
+            SELECT x.eid, x.points FROM expiring x
+            WHERE NOT EXISTS (SELECT 1 FROM entries a WHERE a.enrollment_id = x.eid AND a.kind IN ('earn', 'redeem')
+                              AND a.effective_at > :quiet AND a.effective_at <= :t)
+        ), flagged AS (
+            SELECT eid FROM lagging UNION SELECT eid FROM idle
+        ), bal AS (
+            SELECT f.eid,
+                   COALESCE((SELECT SUM(l.points + COALESCE((SELECT SUM(m.points) FROM lot_moves m
+                                 WHERE m.lot_id = l.id AND m.effective_at <= :t), 0))
+                             FROM lots l WHERE l.enrollment_id = f.eid AND l.earned_at <= :t AND {LOT_ALIVE}), 0)
+                 + COALESCE((SELECT SUM(u.uncovered) FROM entries u WHERE u.enrollment_id = f.eid
+                             AND u.effective_at <= :t), 0) AS balance
+            FROM flagged f
+        )
+        SELECT e.member_id, m.name, m.email, e.program_code AS program, b.balance,
+               COALESCE(lg.purchases, (SELECT count(*) FROM entries p WHERE p.enrollment_id = e.id
+                                       AND p.{PURCHASE} AND p.effective_at <= :t)) AS purchases,
+               COALESCE(lg.last, (SELECT MAX(p.effective_at) FROM entries p WHERE p.enrollment_id = e.id
+                                  AND p.{PURCHASE} AND p.effective_at <= :t)) AS last_purchase,
+               lg.median2, ({secs_t} - {_SECS.format('lg.last')}) AS since_last,
+               COALESCE(i.points, 0) AS expiring, lg.eid IS NOT NULL AS lagging, i.eid IS NOT NULL AS idle
+        FROM bal b JOIN enrollments e ON e.id = b.eid JOIN members m ON m.member_id = e.member_id
+        LEFT JOIN lagging lg ON lg.eid = b.eid LEFT JOIN idle i ON i.eid = b.eid
+        ORDER BY b.balance DESC, e.member_id, e.program_code"""
+    return db.all(sql, params)
+
+
+# --- average ticket -----------------------------------------------------------------------------
+
+
+def ticket(db: Database, since: str, until: str, program: str | None, first_days: int) -> list:
+    """Per program and segment: purchases (not wholly refunded) and their value net of refunds;
+    segments: member purchases, anonymous sales, member purchases in the first `first_days`
+    days after joining, and afterwards."""
+    params: dict = {"since": since, "until": until}
+    scope = ""
+    if program:
+        params["program"] = program
+        scope = "AND e.program_code = :program"
+    sql = f"""
+        WITH member AS (
+            SELECT e.program_code AS program,
+                   p.effective_at < strftime('%Y-%m-%dT%H:%M:%SZ', e.joined_at, '+{int(first_days)} days') AS early,
+                   {_NET} AS net
+            FROM entries p JOIN enrollments e ON e.id = p.enrollment_id
+            WHERE p.{PURCHASE} AND p.effective_at >= :since AND p.effective_at < :until {scope}
+        )
+        SELECT program, 'members' AS segment, count(*) AS purchases, COALESCE(SUM(net), 0) AS amount
+            FROM member WHERE net > 0 GROUP BY program
+        UNION ALL
+        SELECT program, CASE WHEN early THEN 'members_first' ELSE 'members_after' END, count(*), SUM(net)
+            FROM member WHERE net > 0 GROUP BY program, early
+        UNION ALL
+        SELECT s.program_code, 'anonymous', count(*), SUM(s.amount_e4) FROM anonymous_sales s
+            WHERE s.effective_at >= :since AND s.effective_at < :until
+            {"AND s.program_code = :program" if program else ""} GROUP BY s.program_code"""
+    return db.all(sql, params)
