@@ -319,15 +319,6 @@ CASES = {
     "report churn": (["report", "churn", "--since", "2026-01-01", "--until", "2026-04-01"], _rows, (), False),
     "report at-risk": (["report", "at-risk", "--as-of", "2026-12-20"], _rows, (), False),
     "report ticket": (["report", "ticket", "--until", "2026-07-01"], _rows, (), False),
-    "report liability": (["report", "liability", "--as-of", "2026-06-01"], _rows, (), False),
-    "report roi": (["report", "roi", "--since", "2026-01-01", "--until", "2026-06-01"], _rows, (), False),
-    "report churn": (["report", "churn", "--since", "2026-01-01"], _rows, (), False),
-    "report at-risk": (["report", "at-risk"], _rows, (), False),
-    "report ticket": (["report", "ticket", "--since", "2026-01-01"], _rows, (), False),
-    "import nps": (["import", "nps", "NPS"], _summary, (), False),
-    "nps record": (["nps", "record", "M1", "--score", "9", "--comment", "=friendly", "--response-id", "Q1", *AT], _rows, (), False),
-    "nps summary": (["nps", "summary"], _rows, (), False),
-    "nps comments": (["nps", "comments"], _rows, (), False),
     "expire": (["expire", "--as-of", "2028-01-01"], lambda d: d["by_member"], (), False),
     "tiers review": (["tiers", "review", "--as-of", "2027-02-01"], lambda d: d["moves"], (), False),
 }
@@ -369,8 +360,6 @@ def twins(tmp_path_factory):
         "MEMBERS": "member_id,program,name,email\nN1,coffee,=Eve,e@x.org\nN2,books,Bob,\n",
         "NPS": "response_id,member_id,account,score,comment,answered_at\nP1,M2,,3,-slow,2026-02-04T10:00:00Z\n"
                "P2,,Acme,10,,2026-02-05T10:00:00Z\n",
-        "NPS": "response_id,member_id,account,score,comment,answered_at\n"
-               "N1,M1,,10,great,2026-02-10T10:00:00Z\nN2,M3,Acme,4,\"slow, cold\",2026-02-11T10:00:00Z\n",
         "PLAN": (PROGRAMS / "coffee.yaml").read_text().replace("points_per_unit: 1", "points_per_unit: 2", 1),
     }
     paths = {}
@@ -409,5 +398,13 @@ def test_json_output_agrees_with_csv_output(twins, name):
             want = _cell(j[k])
             # CSV neutralises spreadsheet formulas with a leading ' ; JSON carries the value as is
             assert c[k] == want or (c[k] == "'" + want and want[:1] in "=+-@"), (name, k, c[k], want)
-    # both runs wrote the same: the ledgers are still twins
-    assert a.dump() == b.dump() or volatile
+    # both runs wrote the same: the ledgers are still twins (but for the moments they were recorded)
+    assert _unstamped(a.dump()) == _unstamped(b.dump()) or volatile
+
+
+def _unstamped(dump: str) -> str:
+    import re
+    from datetime import datetime, timezone
+
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    return re.sub(today + r"T\d\d:\d\d:\d\dZ", "<now>", dump)
