@@ -15,7 +15,7 @@ PURCHASE = "kind = 'earn' AND amount_e4 IS NOT NULL"
 _NET = ("(p.amount_e4 + COALESCE((SELECT SUM(r.amount_e4) FROM entries r WHERE r.ref_entry_id = p.id"
         " AND r.kind = 'refund' AND r.effective_at < :until), 0))")
 # Seconds since the epoch of a stored timestamp (exact integers for gap arithmetic).
-_SECS = "CAST(strftime('%s', {}) AS INTEGER)"
+_SECS = "CAST(ROUND(julianday({}) * 86400) AS INTEGER)"
 
 
 def _program(sql: str, params: dict, program: str | None, column: str) -> str:
@@ -248,10 +248,12 @@ def churn(db: Database, period: str, lo: int, hi: int, program: str | None) -> l
         params["program"] = program
         scope = "AND e.program_code = :program"
     sql = f"""
-        WITH act AS (
-            SELECT DISTINCT e.member_id AS m, {PERIOD_INDEX[period].replace('effective_at', 'p.effective_at')} AS pi
-            FROM entries p JOIN enrollments e ON e.id = p.enrollment_id
-            WHERE p.{PURCHASE} {scope}
+        WITH ep AS (
+            SELECT DISTINCT p.enrollment_id AS eid, substr(p.effective_at, 1, 7) AS ym
+            FROM entries p WHERE p.{PURCHASE}
+        ), act AS (
+            SELECT DISTINCT e.member_id AS m, {PERIOD_INDEX[period].replace('effective_at', 'ep.ym')} AS pi
+            FROM ep JOIN enrollments e ON e.id = ep.eid WHERE 1 {scope}
         ), scoped AS (SELECT m, pi FROM act WHERE pi BETWEEN :lo AND :hi),
         gaps AS (
             SELECT pi, LEAD(pi) OVER (PARTITION BY m ORDER BY pi) AS nxt FROM scoped

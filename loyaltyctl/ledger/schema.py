@@ -144,4 +144,11 @@ V_MEMBER_DATA = [
     "CREATE INDEX nps_member ON nps_responses(member_id) WHERE member_id IS NOT NULL",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA]
+# Reports: purchases (earn entries with an amount) per member in time order, covering the
+# amount, so churn, ROI, at-risk and ticket read an index instead of the whole ledger.
+V_ANALYTICS = [
+    """CREATE INDEX entries_purchases ON entries(enrollment_id, effective_at, amount_e4)
+       WHERE kind = 'earn' AND amount_e4 IS NOT NULL""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS]
