@@ -17,7 +17,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from decimal import Decimal
 from itertools import islice
 from typing import Callable, Iterator
 

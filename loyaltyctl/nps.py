@@ -16,7 +16,7 @@ from .errors import Conflict, InputError, NotFound
 from .ledger import analytics as sql
 from .ledger import store
 from .ledger.db import Database
-from .values import fmt_ts, now, ts_or_now
+from .values import fmt_ts, now, parse_key, ts_or_now
 
 BY = ("program", "tier", "account", "month")
 MAX_COMMENT = 10_000
@@ -45,11 +45,7 @@ def record(db: Database, member_id: str | None = None, *, score, account: str | 
     if comment and len(comment) > MAX_COMMENT:
         raise InputError(f"--comment: longer than {MAX_COMMENT} characters")
     if response_id is not None:
-        response_id = response_id.strip()
-        if not response_id:
-            raise InputError("--response-id: must not be empty")
-        if len(response_id) > 200:
-            raise InputError("--response-id: longer than 200 characters")
+        response_id = parse_key(response_id, "--response-id")
     when = ts_or_now(at)
     with db.write():
         if program:

@@ -13,7 +13,7 @@ from .definition import Definition, Level
 from .errors import Conflict, InputError, NotFound
 from .ledger import store
 from .ledger.db import Database
-from .values import fmt_ts, from_e4, money, now, parse_ts, to_dt, to_e4, ts_or_now
+from .values import fmt_ts, from_e4, money, now, parse_key, to_dt, to_e4, ts_or_now
 
 # --- lookups -------------------------------------------------------------------------
 
@@ -72,12 +72,7 @@ def _fresh(db: Database, enr):
 
 def _txn_id(txn: str | None, prefix: str) -> str:
     if txn is not None:
-        txn = txn.strip()
-        if not txn:
-            raise InputError("--txn: transaction id must not be empty")
-        if len(txn) > 200:
-            raise InputError("--txn: transaction id is longer than 200 characters")
-        return txn
+        return parse_key(txn, "--txn")
     return f"{prefix}-{os.urandom(6).hex()}"  # as secrets.token_hex(6), without importing secrets (start-up)
 
 

@@ -105,3 +105,13 @@ def parse_points(value, field: str = "--points", *, allow_negative: bool = False
     if abs(points) >= 10**15:
         raise InputError(f"{field}: {points} points is too large")
     return points
+
+
+def parse_key(value: str, field: str) -> str:
+    """An idempotency key (--txn, --response-id): non-empty, at most 200 characters."""
+    key = value.strip()
+    if not key:
+        raise InputError(f"{field}: must not be empty")
+    if len(key) > 200:
+        raise InputError(f"{field}: longer than 200 characters")
+    return key
