@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from . import service
+from .errors import InputError
 from .ledger import store
 from .ledger.db import Database
 from .values import money, ts_or_now
@@ -16,10 +17,12 @@ def _report(columns: list[str], rows: list[dict], numeric: list[str]) -> dict:
 
 def balances(db: Database, program: str | None = None, limit: int = 20, as_of: str | None = None) -> dict:
     """Top members by balance."""
+    if limit <= 0:
+        raise InputError(f"--limit: must be a positive number (got {limit})")
     at = ts_or_now(as_of, "--as-of")
     if program:
         service.program(db, program)
-    rows = sorted(store.balances_at(db, at, program), key=lambda r: (-r["balance"], r["member_id"]))[:limit]
+    rows = store.balances_at(db, at, program, top=limit)
     values = {}
     out = []
     for r in rows:
