@@ -27,7 +27,8 @@ from .ledger import store
 from .ledger.db import Database
 from .values import fmt_ts, now, parse_amount, parse_points, ts_or_now
 
-BATCH = 2000
+BATCH = 2000  # rows in the first committed batch
+GROWTH = 8  # later batches grow to at most BATCH * GROWTH rows (fewer state loads on the fast path)
 MAX_FIELD = 10_000
 csv.field_size_limit(MAX_FIELD * 10)
 
@@ -401,12 +402,13 @@ def _after(rows, line: int):
 
 def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: bool, progress,
            fast=None, observe=None) -> tuple[bool, int]:
-    """Apply rows, BATCH at a time, until the batch is full (False) or the file ends (True);
+    """Apply rows in batches growing from BATCH, until the batch is full (False) or the file ends (True);
     also returns the physical line of the last row applied (0 if none). `fast(chunk)` may
     apply a whole chunk at once (see bulk.py) or return None to go row by row."""
     line = 0
     while True:
-        chunk = list(islice(rows, BATCH))
+        size = min(BATCH * 2 ** (summary.rows // BATCH).bit_length(), BATCH * GROWTH)
+        chunk = list(islice(rows, size))
         if not chunk:
             return True, line
         if observe:
@@ -424,7 +426,7 @@ def _batch(db: Database, rows, apply, summary: Summary, source: Source, whole: b
                 summary.applied += 1
         if progress:
             progress(source.position(), summary.rows)
-        if len(chunk) < BATCH:
+        if len(chunk) < size:
             return True, line
         if not whole:
             return False, line
