@@ -28,7 +28,7 @@ from .ledger.db import Database
 from .values import fmt_ts, now, parse_amount, parse_points, ts_or_now
 
 BATCH = 2000  # rows in the first committed batch
-GROWTH = 8  # later batches grow to at most BATCH * GROWTH rows (fewer state loads on the fast path)
+GROWTH = 4  # later batches grow to at most BATCH * GROWTH rows (fewer state loads on the fast path)
 MAX_FIELD = 10_000
 csv.field_size_limit(MAX_FIELD * 10)
 
@@ -262,7 +262,7 @@ def import_transactions(db: Database, path: str, *, program: str | None = None, 
     if program:
         service.program(db, program)
     source, handle = open_csv(path, TXN_COLUMNS, TXN_REQUIRED)
-    db.large_cache(64)  # index pages of a growing ledger stay in memory across batches
+    db.large_cache(32)  # index pages of a growing ledger stay in memory across batches
     digest = file_digest(path)
     key = f"import transactions {digest} {program or ''} {'enroll' if enroll_unknown else ''}" if digest else None
     try:
