@@ -1,17 +1,65 @@
-"""The YAML program schema (pydantic). Field names are a contract with operators."""
+"""The YAML program schema (pydantic). Field names are a contract with operators.
+
+Numbers are exact: decimals are `Decimal` (floats are refused), whole-number
+fields refuse booleans and fractions. Rules that span several fields are checked
+once the whole program is built; their errors carry the path they concern
+(`ctx["where"]`, relative to the model that raised them) so the loader can point
+at the offending line."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
+
+MAX_POINTS = 10**12
+MAX_DAYS = 36_500  # a hundred years: later dates overflow the calendar arithmetic
+
+
+def fail(message: str, *where: str | int) -> PydanticCustomError:
+    """A validation error whose message is used as is, pointing at `where` inside the model."""
+    return PydanticCustomError("program", "{detail}", {"detail": message, "where": tuple(where)})
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("whole_number", "must be a whole number, not true/false")
+    if isinstance(value, (Decimal, float)):
+        if not Decimal(value).is_finite() or value != int(value):
+            raise PydanticCustomError("whole_number", "must be a whole number, not {value}", {"value": str(value)})
+        return int(value)
+    if not isinstance(value, int):
+        raise PydanticCustomError("whole_number", "must be a whole number")
+    return value
+
+
+def _exact(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("decimal_number", "must be a number, not true/false")
+    if isinstance(value, float):
+        raise PydanticCustomError("decimal_number", "floats are inexact: give a Decimal or a string")
+    return value
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise PydanticCustomError("text", "must not contain control characters")
+    return value
+
 
 Code = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=64)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-PositiveInt = Annotated[StrictInt, Field(gt=0)]
-NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
-Rate = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+Name = Annotated[str, BeforeValidator(_text), Field(min_length=1, max_length=200)]
+PositiveInt = Annotated[int, BeforeValidator(_whole), Field(gt=0, le=MAX_POINTS)]
+NonNegativeInt = Annotated[int, BeforeValidator(_whole), Field(ge=0, le=MAX_POINTS)]
+Days = Annotated[int, BeforeValidator(_whole), Field(gt=0, le=MAX_DAYS)]
+GraceDays = Annotated[int, BeforeValidator(_whole), Field(ge=0, le=MAX_DAYS)]
+Exact = BeforeValidator(_exact)
+Rate = Annotated[Decimal, Exact, Field(ge=0, max_digits=18, decimal_places=6)]
+Money = Annotated[Decimal, Exact, Field(ge=0, max_digits=18, decimal_places=6)]
+PointValue = Annotated[Decimal, Exact, Field(gt=0, max_digits=18, decimal_places=6)]
+Multiplier = Annotated[Decimal, Exact, Field(gt=0, le=100, max_digits=18, decimal_places=6)]
 
 
 class Model(BaseModel):
@@ -33,6 +81,9 @@ class SpendRule(Model):
     when: Optional[Condition] = None
     tier_multiplier: StrictBool = True
 
+    def matches(self, tags: set[str] | frozenset[str]) -> bool:
+        return self.when is None or self.when.tag in tags
+
 
 class EventRule(Model):
     rule: Literal["event"]
@@ -44,7 +95,7 @@ class EventRule(Model):
     @model_validator(mode="after")
     def _once_or_limit(self):
         if self.once and self.limit:
-            raise ValueError("give either once or limit, not both")
+            raise fail("once and limit are mutually exclusive: give one or the other", "limit")
         return self
 
 
@@ -62,39 +113,43 @@ class PartnerRule(Model):
     tier_multiplier: StrictBool = False
 
 
+RULE_KINDS = ("spend", "event", "referral", "partner")
 Rule = Annotated[Union[SpendRule, EventRule, ReferralRule, PartnerRule], Field(discriminator="rule")]
 
 
 class Expiry(Model):
-    after_days: Optional[PositiveInt] = None
-    inactivity_days: Optional[PositiveInt] = None
+    after_days: Optional[Days] = None
+    inactivity_days: Optional[Days] = None
     round_to: Optional[Literal["month_end", "year_end"]] = None
 
     @model_validator(mode="after")
     def _something(self):
         if self.after_days is None and self.inactivity_days is None:
-            raise ValueError("give after_days and/or inactivity_days (or leave expiry out: points never expire)")
+            raise fail("give after_days and/or inactivity_days (or leave expiry out: points never expire)")
         if self.round_to and self.after_days is None:
-            raise ValueError("round_to needs after_days")
+            raise fail("round_to needs after_days", "round_to")
         return self
 
 
-class Level(Model):
+class TierLevel(Model):
     name: Name
-    threshold: Annotated[Decimal, Field(ge=0)]
-    multiplier: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(1)
+    threshold: Annotated[Decimal, Exact, Field(ge=0, max_digits=18, decimal_places=6)]
+    multiplier: Multiplier = Decimal(1)
     perks: list[Name] = []
 
 
+Level = TierLevel  # the older name
+
+
 class Review(Model):
-    grace_days: NonNegativeInt = 0
+    grace_days: GraceDays = 0
 
 
 class Tiers(Model):
     basis: Literal["spend", "points"]
-    window_days: PositiveInt
+    window_days: Days
     review: Optional[Review] = None
-    levels: Annotated[list[Level], Field(min_length=1)]
+    levels: Annotated[list[TierLevel], Field(min_length=1)]
 
 
 class Reward(Model):
@@ -106,42 +161,98 @@ class Reward(Model):
 class Program(Model):
     code: Code
     name: Name
-    description: Optional[str] = None
+    description: Optional[Annotated[str, Field(max_length=2000)]] = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    point_value: Annotated[Decimal, Field(gt=0)]
-    cost_per_month: Optional[Annotated[Decimal, Field(ge=0)]] = None
+    point_value: PointValue
+    cost_per_month: Optional[Money] = None
     earn: list[Rule] = []
     expiry: Optional[Expiry] = None
     tiers: Optional[Tiers] = None
     rewards: list[Reward] = []
 
+    @model_validator(mode="after")
+    def _consistent(self):
+        for where, message in problems(self):
+            raise fail(message, *where)
+        return self
+
+    # --- look-ups ------------------------------------------------------------------
+
+    def _first(self, kind: type, match) -> tuple[int, Any] | None:
+        return next(((i, r) for i, r in enumerate(self.earn) if isinstance(r, kind) and match(r)), None)
+
+    def spend_rule(self, tags: set[str] | frozenset[str] = frozenset()) -> tuple[int, SpendRule] | None:
+        """The first spend rule, in file order, whose condition the member's tags meet."""
+        return self._first(SpendRule, lambda r: r.matches(tags))
+
+    def partner_rule(self, partner: str) -> tuple[int, PartnerRule] | None:
+        return self._first(PartnerRule, lambda r: r.partner == partner)
+
+    def event_rule(self, event: str) -> tuple[int, EventRule] | None:
+        return self._first(EventRule, lambda r: r.event == event)
+
+    def referral_rule(self) -> tuple[int, ReferralRule] | None:
+        return self._first(ReferralRule, lambda r: True)
+
+    def reward(self, code: str) -> Reward | None:
+        return next((r for r in self.rewards if r.code == code), None)
+
+    def level(self, name: str | None) -> TierLevel | None:
+        levels = self.tiers.levels if self.tiers else []
+        return next((lv for lv in levels if lv.name == name), None)
+
+    def level_for(self, total: Decimal) -> TierLevel:
+        """The highest level whose threshold is at most `total` (the first level below 0)."""
+        if not self.tiers:
+            raise ValueError(f"program {self.code!r} has no tiers")
+        reached = [lv for lv in self.tiers.levels if lv.threshold <= total]
+        return reached[-1] if reached else self.tiers.levels[0]
+
+    def next_level(self, name: str | None) -> TierLevel | None:
+        """The level above `name` (None at the top, or for an unknown name or no tiers)."""
+        levels = self.tiers.levels if self.tiers else []
+        names = [lv.name for lv in levels]
+        if name not in names:
+            return None
+        index = names.index(name) + 1
+        return levels[index] if index < len(levels) else None
+
 
 def problems(program: Program) -> list[tuple[tuple, str]]:
     """Cross-field rules, each with the exact path it concerns (for file:line: field errors)."""
     found: list[tuple[tuple, str]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, rule in enumerate(program.earn):
+        if isinstance(rule, EventRule):
+            key, field, what = ("event", rule.event), "event", f"event {rule.event!r} already has a rule"
+        elif isinstance(rule, PartnerRule):
+            key, field, what = ("partner", rule.partner), "partner", f"partner {rule.partner!r} already has a rule"
+        elif isinstance(rule, ReferralRule):
+            key, field, what = ("referral", ""), "rule", "only one referral rule is allowed"
+        else:
+            continue
+        if key in seen:
+            found.append((("earn", i, field), f"{what} (earn[{seen[key]}])"))
+        seen.setdefault(key, i)
     if program.tiers:
         levels = program.tiers.levels
         if levels[0].threshold != 0:
             found.append((("tiers", "levels", 0, "threshold"), "the first level must have threshold 0"))
-        for i in range(1, len(levels)):
-            prev, level = levels[i - 1], levels[i]
-            if level.threshold <= prev.threshold:
-                found.append((("tiers", "levels", i, "threshold"),
-                              f"must be greater than {prev.name}'s {prev.threshold}"))
-        names = [lv.name for lv in levels]
-        found += [(("tiers", "levels", i, "name"), f"level name {n!r} is used twice")
-                  for i, n in enumerate(names) if n in names[:i]]
-    codes = [r.code for r in program.rewards]
-    found += [(("rewards", i, "code"), f"reward code {c!r} is used twice") for i, c in enumerate(codes) if c in codes[:i]]
-    seen: dict = {}
-    for i, rule in enumerate(program.earn):
-        key = ("event", rule.event) if isinstance(rule, EventRule) else \
-              ("partner", rule.partner) if isinstance(rule, PartnerRule) else \
-              ("referral", "") if isinstance(rule, ReferralRule) else None
-        if key is None:
-            continue
-        if key in seen:
-            what = "a second referral rule" if key[0] == "referral" else f"{key[0]} {key[1]!r} already has a rule"
-            found.append((("earn", i, "rule" if key[0] == "referral" else key[0]), what))
-        seen[key] = i
+        names: dict[str, int] = {}
+        for i, level in enumerate(levels):
+            if i:
+                prev = levels[i - 1]
+                if level.threshold <= prev.threshold:
+                    found.append((("tiers", "levels", i, "threshold"),
+                                  f"must be greater than {prev.name}'s {prev.threshold.normalize():f}"))
+            if level.name in names:
+                found.append((("tiers", "levels", i, "name"),
+                              f"level name {level.name!r} is already used by tiers.levels[{names[level.name]}]"))
+            names.setdefault(level.name, i)
+    codes: dict[str, int] = {}
+    for i, reward in enumerate(program.rewards):
+        if reward.code in codes:
+            found.append((("rewards", i, "code"),
+                          f"reward code {reward.code!r} is already used by rewards[{codes[reward.code]}]"))
+        codes.setdefault(reward.code, i)
     return found
