@@ -63,7 +63,9 @@ def explain(db: Database, txn_id: str) -> dict:
         ref = store.entry_by_id(db, e["ref_entry_id"])
         lines.append(f"cancels redemption {ref['txn_id']}: points go back to their lots unless those expired")
     elif e["kind"] == "expire":
-        lines.append(f"expiry: the unused remainder of a lot at its expiry time ({e['reason']})")
+        cause = "no earn or redemption for the program's inactivity period" if e["rule_kind"] == "inactivity" \
+            else "its expiry date"
+        lines.append(f"expiry: the unused remainder of a lot when it expired ({cause})")
     elif e["kind"] == "adjust":
         lines.append(f"manual adjustment: {e['reason']}")
     elif e["kind"] == "opening":

@@ -624,9 +624,10 @@ def history(db: Database, member_id: str, program_code: str | None = None, as_of
             "why": why(e, moves.get(e["id"], [])), "recorded_at": e["recorded_at"]}))
     for lot in store.pending_expiries(db, enr["id"], at):
         items.append(((lot["expires_at"], 0, float("inf")), {
-            "effective_at": lot["expires_at"], "txn_id": f"expire-{lot['id']}", "kind": "expire", "rule": "expiry",
+            "effective_at": lot["expires_at"], "txn_id": f"expire-{lot['id']}", "kind": "expire", "rule": lot["rule"],
             "points": -lot["points"], "amount": None, "program_version": d.version, "lot": None,
-            "lot_expires_at": None, "why": f"expiry job; lot {lot['id']} -{lot['points']}",
+            "lot_expires_at": None,
+            "why": f"{'inactivity expiry' if lot['rule'] == 'inactivity' else 'expiry job'}; lot {lot['id']} -{lot['points']}",
             "recorded_at": None}))
     for change in store.tier_changes_of(db, enr["id"], at):
         items.append(((change["effective_at"], 1, change["id"]), {
@@ -670,7 +671,7 @@ def why(e, moves: list[tuple[int, int]]) -> str:
     elif kind == "refund":
         text = f"refund {money(-e['amount_e4'])} of {e['ref_txn_id']}: claw-back"
     elif kind == "expire":
-        text = "expiry job"  # the lot it expired follows
+        text = "inactivity expiry" if rule == "inactivity" else "expiry job"  # the lot it expired follows
     elif kind == "opening":
         text = "opening balance"
     else:

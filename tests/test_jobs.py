@@ -422,3 +422,18 @@ def test_two_expire_processes_started_together_expire_each_lot_once(tmp_path):
     conn.close()
     assert len(per_lot) == 300 and {n for _, n in per_lot} == {1}
     lots_ok(c)
+
+
+def test_history_is_the_same_before_and_after_an_inactivity_expiry_is_recorded(cli, tmp_path):
+    program = tmp_path / "idle.yaml"
+    program.write_text("code: idle\nname: Idle\ncurrency: GBP\npoint_value: '0.01'\n"
+                       "earn:\n  - rule: spend\n    points_per_unit: 1\nexpiry:\n  inactivity_days: 30\n")
+    cli("program", "apply", str(program), "--yes")
+    cli("member", "enroll", "I1", "--program", "idle", "--at", "2026-01-01T00:00:00Z")
+    cli("earn", "I1", "--amount", "40", "--at", "2026-01-02T00:00:00Z")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "recorded_at"} for r in rows]  # noqa: E731
+    before = strip(cli.json("history", "I1", "--as-of", "2026-03-01T00:00:00Z"))
+    assert before[-1]["kind"] == "expire" and before[-1]["rule"] == "inactivity"
+    assert before[-1]["why"].startswith("inactivity expiry; lot ")
+    cli("expire", "--as-of", "2026-03-01T00:00:00Z")
+    assert strip(cli.json("history", "I1", "--as-of", "2026-03-01T00:00:00Z")) == before

@@ -66,10 +66,8 @@ def record_due(db: Database, recorded_at: str) -> None:
     base = db.scalar("SELECT COALESCE(MAX(id), 0) FROM entries")  # under the write lock
     db.execute(
         """INSERT INTO entries (id, txn_id, enrollment_id, kind, rule_kind, program_version_id, points, uncovered,
-                                reason, effective_at, recorded_at)
+                                effective_at, recorded_at)
            SELECT :base + d.seq, 'expire-' || d.lot_id, d.enrollment_id, 'expire', d.rule, v.id, -d.points, 0,
-                  'lot ' || d.lot_id || ' earned ' || d.earned_at
-                      || CASE WHEN d.rule = 'inactivity' THEN '; no earn or redemption since' ELSE '' END,
                   d.expires_at, :at
            FROM _due d
            JOIN enrollments e ON e.id = d.enrollment_id

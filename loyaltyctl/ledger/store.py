@@ -307,7 +307,10 @@ def insert_tier_change(db: Database, enrollment_id, tier, previous, source, reas
 def pending_expiries(db: Database, enrollment_id: int, t: str) -> list:
     """Lots expired at t whose expiry the expire job has not recorded yet, with the points it will take."""
     return db.all(
-        f"""SELECT l.id, {LOT_EXPIRY} AS expires_at, {_LOT_AT_EXPIRY} AS points FROM lots l
+        f"""SELECT l.id, {LOT_EXPIRY} AS expires_at, {_LOT_AT_EXPIRY} AS points,
+                   CASE WHEN l.expires_at IS NOT NULL AND l.expires_at <= {LOT_EXPIRY} THEN 'expiry'
+                        ELSE 'inactivity' END AS rule
+            FROM lots l
             WHERE l.enrollment_id = :e AND {LOT_EXPIRED}
               AND NOT EXISTS (SELECT 1 FROM lot_moves m JOIN entries e ON e.id = m.entry_id
                               WHERE m.lot_id = l.id AND e.kind = 'expire')
