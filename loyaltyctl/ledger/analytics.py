@@ -25,6 +25,14 @@ def _program(sql: str, params: dict, program: str | None, column: str) -> str:
     return sql
 
 
+def _program_scope(params: dict, program: str | None, condition: str) -> str:
+    """The SQL condition limiting a query to one program (bound as :program), or nothing."""
+    if not program:
+        return ""
+    params["program"] = program
+    return condition
+
+
 # --- NPS -----------------------------------------------------------------------------
 
 
@@ -161,10 +169,7 @@ def liability(db: Database, t: str, soon: str, later: str, program: str | None) 
     """Per program: unexpired points at :t in lots (as they stood at :t), members holding them,
     and the part of them expiring in (t, soon] and (t, later]."""
     params: dict = {"t": t, "soon": soon, "later": later}
-    scope = ""
-    if program:
-        params["program"] = program
-        scope = "AND l.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)"
+    scope = _program_scope(params, program, "AND l.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)")
     sql = f"""
         WITH lot_at AS (
             SELECT l.enrollment_id AS eid, {LOT_EXPIRY} AS xp, l.points + COALESCE(SUM(m.points), 0) AS rem
@@ -189,10 +194,7 @@ def revenue(db: Database, since: str, until: str, program: str | None) -> list:
     (purchases after the member's first purchase ever) net of refunds made before `until`,
     and points redeemed net of cancelled redemptions."""
     params: dict = {"since": since, "until": until}
-    scope = ""
-    if program:
-        params["program"] = program
-        scope = "AND p.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)"
+    scope = _program_scope(params, program, "AND p.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)")
     sql = f"""
         WITH firsts AS (
             SELECT enrollment_id AS eid, MIN(effective_at) AS t FROM entries p
@@ -243,10 +245,7 @@ def churn(db: Database, period: str, lo: int, hi: int, program: str | None) -> l
     """Per period index in [lo - 1, hi]: members with a purchase (active), and members active in
     the previous period with none in this one (lost; not counted for lo - 1)."""
     params: dict = {"lo": lo - 1, "hi": hi}
-    scope = ""
-    if program:
-        params["program"] = program
-        scope = "AND e.program_code = :program"
+    scope = _program_scope(params, program, "AND e.program_code = :program")
     sql = f"""
         WITH ep AS (
             SELECT DISTINCT p.enrollment_id AS eid, substr(p.effective_at, 1, 7) AS ym
@@ -284,10 +283,7 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
     gap between purchases (at least 3 purchases), or with points expiring in (t, soon] and no
     earn or redeem activity in (quiet, t]; with their balance at :t."""
     params: dict = {"t": t, "num": num, "den": den, "soon": soon, "quiet": quiet}
-    scope = ""
-    if program:
-        params["program"] = program
-        scope = "AND enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)"
+    scope = _program_scope(params, program, "AND enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)")
     secs_t = _SECS.format(":t")
     sql = f"""
         WITH gaps AS (
@@ -354,10 +350,7 @@ def ticket(db: Database, since: str, until: str, program: str | None, first_days
     segments: member purchases, anonymous sales, member purchases in the first `first_days`
     days after joining, and afterwards."""
     params: dict = {"since": since, "until": until}
-    scope = ""
-    if program:
-        params["program"] = program
-        scope = "AND e.program_code = :program"
+    scope = _program_scope(params, program, "AND e.program_code = :program")
     sql = f"""
         WITH member AS (
             SELECT e.program_code AS program,
