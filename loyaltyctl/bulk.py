@@ -210,13 +210,9 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
                 if sale_program is None:
                     sale_program = _sale_program(db, program)
                 content = service._content(program=sale_program, kind="anonymous", amount=service._num(r.amount))
-                if r.txn in sales:
-                    if sales[r.txn] != (content, r.at):
-                        raise _Reject(f"transaction {r.txn!r} was already recorded with different content")
+                if _repeat(sales, existing, r, content, ""):
                     out.append(("duplicate", None))
                     continue
-                if r.txn in existing:
-                    raise _Reject(f"transaction {r.txn!r} was already recorded with different content")
                 new_sales.append((r.txn, sale_program, to_e4(r.amount), content, r.at, recorded))
                 sales[r.txn] = (content, r.at)
                 out.append(("recorded", None))
@@ -228,16 +224,14 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
             else:
                 content = service._content(member=r.member, program=d.code, kind="redeem", points=r.points,
                                            reward=r.reward)
-            if r.txn in existing:
-                if existing[r.txn] != (content, r.at):
-                    raise _Reject(f"transaction {r.txn!r} was already recorded with different content")
+            if _repeat(existing, sales, r, content, " (an anonymous sale)"):
                 out.append(("duplicate", None))
                 continue
-            if r.txn in sales:
-                raise _Reject(f"transaction {r.txn!r} was already recorded with different content (an anonymous sale)")
-            if r.kind == "redeem" and r.reward is not None and r.reward not in d.rewards:
-                known = ", ".join(d.rewards) or "none"
-                raise _Reject(f"--reward: unknown reward {r.reward!r} in {d.code!r} (known: {known})")
+            if r.kind == "redeem" and r.reward is not None:
+                try:
+                    r.points = service.reward_points(d, r.reward)
+                except LoyaltyError as exc:
+                    raise _Reject(exc.message) from None
             if r.at < enr["joined_at"]:
                 raise _Reject(f"--at {r.at} is before member {r.member!r} joined {d.code!r} ({enr['joined_at']})")
             m = state[enr["id"]]
@@ -264,6 +258,18 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
     tier_cache = [(m.tier, eid) for eid, m in state.items() if m.tier_changed]
     sql.write(db, entries, lots, moves, tiers, new_sales, updates, totals, tier_cache)
     return out
+
+
+def _repeat(same: dict, other: dict, r: _Row, content: str, other_note: str) -> bool:
+    """As service._already: True when r.txn was recorded (in `same`) with this content and time;
+    a reuse with other content, or of an id recorded in the `other` table, is a conflict."""
+    if r.txn in same:
+        if same[r.txn] != (content, r.at):
+            raise _Reject(f"transaction {r.txn!r} was already recorded with different content")
+        return True
+    if r.txn in other:
+        raise _Reject(f"transaction {r.txn!r} was already recorded with different content{other_note}")
+    return False
 
 
 def _sale_program(db: Database, program: str | None) -> str:
@@ -319,7 +325,7 @@ def _purchase(m: _Member, r: _Row, entry_id: int, lot_id: int, content: str, rec
 def _redeem(m: _Member, r: _Row, entry_id: int, content: str, recorded: str):
     """As service.redeem: refuse an overdraw, else take from live lots, soonest expiry first."""
     d = m.d
-    points = r.points if r.reward is None else int(d.rewards[r.reward]["points"])
+    points = r.points
     live = [lot for lot in m.lots
             if lot.remaining > 0 and lot.earned_at <= r.at and (lot.expires_at is None or lot.expires_at > r.at)]
     have = sum(lot.remaining for lot in live) + m.uncovered

@@ -346,6 +346,15 @@ def _period_end(start, per: str):
     return start.replace(year=start.year + 1)
 
 
+def reward_points(d: Definition, reward: str) -> int:
+    """The points a reward of the program's catalogue costs."""
+    spec = d.rewards.get(reward)
+    if spec is None:
+        known = ", ".join(d.rewards) or "none"
+        raise NotFound(f"--reward: unknown reward {reward!r} in {d.code!r} (known: {known})")
+    return int(spec["points"])
+
+
 def redeem(db: Database, member_id: str, *, program_code=None, points: int | None = None, reward=None,
            txn=None, at=None) -> dict:
     if (points is None) == (reward is None):
@@ -355,11 +364,7 @@ def redeem(db: Database, member_id: str, *, program_code=None, points: int | Non
         if done:
             return _result(db, done, enr, d, status="duplicate")
         if reward is not None:
-            spec = d.rewards.get(reward)
-            if spec is None:
-                known = ", ".join(d.rewards) or "none"
-                raise NotFound(f"--reward: unknown reward {reward!r} in {d.code!r} (known: {known})")
-            points = int(spec["points"])
+            points = reward_points(d, reward)
         when = ts_or_now(at)
         _not_before_joining(enr, when)
         _no_activity_before_inactivity_expiry(db, enr, when)
