@@ -10,7 +10,9 @@ row, in its own savepoints, as before."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+import json
 from decimal import Decimal
 
 from . import rules, service
@@ -18,14 +20,14 @@ from .definition import Definition
 from .errors import LoyaltyError
 from .ledger import bulk as sql
 from .ledger.db import Database
-from .values import fmt_ts, from_e4, now, parse_amount, parse_points, to_dt, to_e4, ts_or_now
+from .values import SCALE, fmt_ts, from_e4, now, parse_amount, parse_points, to_dt, to_e4, ts_or_now
 
 
 class _Bail(Exception):
     """This batch is not for the fast path."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     line: int
     txn: str
@@ -39,14 +41,15 @@ class _Row:
     error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Member:
     enrollment: dict
     d: Definition
     uncovered: int
     tier: str | None
     lots: list = field(default_factory=list)  # [_Lot]
-    window: list = field(default_factory=list)  # [(effective_at, value)]
+    window: deque = field(default_factory=deque)  # [(effective_at, value)] in time order
+    window_sum: int = 0  # of the values in `window`
     points_delta: int = 0
     uncovered_delta: int = 0
     tier_changed: bool = False
@@ -69,7 +72,7 @@ def _parse(line: int, row: dict) -> _Row:
     from .imports import KINDS, RowError, _check_cells, _need
 
     try:
-        cells = dict(row)
+        cells = dict(row) if "__error__" in row else row  # _check_cells pops the reader's error
         _check_cells(cells)
         txn = _need(cells, "txn_id")
         kind = (cells.get("kind") or "").strip()
@@ -103,7 +106,7 @@ def _apply(db: Database, batch: list[tuple[int, dict]], program: str | None) -> 
     rows = [_parse(line, row) for line, row in batch]
     members = {r.member for r in rows if not r.error and r.member}
     enrollments = [dict(e) for e in sql.enrollments(db, members)]
-    known = sql.known_members(db) if members else set()
+    known: set[str] | None = None  # members that exist at all, looked up when a row needs it
     existing, sales = sql.existing_txns(db, [r.txn for r in rows if not r.error])
     by_member: dict[str, list[dict]] = {}
     for e in enrollments:
@@ -123,6 +126,7 @@ def _apply(db: Database, batch: list[tuple[int, dict]], program: str | None) -> 
     # come after everything already in it, in time order.
     resolved: list = []
     changing: set[int] = set()  # enrollments with rows that may change their ledger
+    redeeming: set[int] = set()  # ... with redemptions among them (those need their lots)
     last: dict[int, str] = {}
     seen: set[str] = set()  # a repeated txn id is a duplicate or a conflict: it changes nothing
     for r in rows:
@@ -132,6 +136,8 @@ def _apply(db: Database, batch: list[tuple[int, dict]], program: str | None) -> 
             if program:
                 enr = next((e for e in mine if e["program_code"] == program), None)
                 if enr is None:
+                    if known is None:
+                        known = sql.known_members(db)
                     r.error = (f"unknown member {r.member!r}" if r.member not in known
                                else f"member {r.member!r} is not enrolled in program {program!r}")
             elif not mine:
@@ -148,35 +154,46 @@ def _apply(db: Database, batch: list[tuple[int, dict]], program: str | None) -> 
                 raise _Bail()  # back-dated: the row-by-row path works out tiers and lots as of then
             last[enr["id"]] = r.at
             changing.add(enr["id"])
+            if r.kind == "redeem":
+                redeeming.add(enr["id"])
         if not r.error:
             seen.add(r.txn)
-    state = _load(db, [e if e is not None and e["id"] in changing else None for e in resolved], rows, definition)
+    state = _load(db, [e if e is not None and e["id"] in changing else None for e in resolved], rows, definition,
+                  redeeming)
     return _run(db, rows, resolved, state, existing, sales, program, definition)
 
 
-def _load(db: Database, resolved: list, rows: list[_Row], definition) -> dict[int, _Member]:
+def _load(db: Database, resolved: list, rows: list[_Row], definition, redeeming: set[int]) -> dict[int, _Member]:
+    """The state of the enrollments the batch changes: caches, open lots (of those that
+    redeem: a purchase only adds a lot) and the qualifying window of tiered programs."""
     used = {e["id"]: e for e in resolved if e is not None}
     state = {eid: _Member(e, definition(e["program_code"]), e["uncovered"], e["tier"]) for eid, e in used.items()}
     if not state:
         return state
-    for lot in sql.open_lots(db, list(state)):
-        if lot["inactivity_days"] is not None:
-            raise _Bail()
-        state[lot["enrollment_id"]].lots.append(_Lot(lot["id"], lot["remaining"], lot["earned_at"], lot["expires_at"]))
+    if redeeming:
+        for lot in sql.open_lots(db, redeeming):
+            if lot["inactivity_days"] is not None:
+                raise _Bail()
+            state[lot["enrollment_id"]].lots.append(
+                _Lot(lot["id"], lot["remaining"], lot["earned_at"], lot["expires_at"]))
     times = [r.at for r, e in zip(rows, resolved) if e is not None]
     for basis in ("spend", "points"):
         tiered = [m.d for m in state.values() if m.d.tiered and m.d.basis == basis]
         if not tiered or not times:
             continue
+        # Items after `settled` stay in every row's window: they are loaded as one sum.
         start = fmt_ts(rules.window_start(to_dt(min(times)), max(d.window_days for d in tiered)))
-        for item in sql.window_items(db, basis, start):
-            m = state.get(item["enrollment_id"])
-            if m is not None and m.d.tiered and m.d.basis == basis:
-                m.window.append((item["effective_at"], item["value"]))
+        settled = fmt_ts(rules.window_start(to_dt(max(times)), min(d.window_days for d in tiered)))
+        for eid, at, value in sql.window_items(db, basis, start, settled, list(state)):
+            m = state[eid]
+            if m.d.tiered and m.d.basis == basis:
+                if at is not None:
+                    m.window.append((at, value))
+                m.window_sum += value
     return state
 
 
-@dataclass
+@dataclass(slots=True)
 class _Lot:
     id: int
     remaining: int
@@ -195,12 +212,76 @@ class _Reject(Exception):
         self.message = message
 
 
+ANY = object()  # _Memo.upgrade_need: any qualifying total may change the tier
+
+
+class _Memo:
+    """Per-batch memos of what a batch computes again and again: rule terms per member
+    situation, lot expiry and window start per calendar day, content JSON pieces."""
+
+    def __init__(self):
+        self.terms: dict = {}
+        self.days: dict = {}
+        self.quoted: dict = {}
+        self.needs: dict = {}
+
+    def content(self, **fields) -> str:
+        """service._content's JSON text, assembled from memoised pieces (json.dumps of each
+        distinct value once): sorted keys, default separators."""
+        quoted = self.quoted
+        parts = []
+        for key in sorted(fields):
+            value = fields[key]
+            if value is None:
+                continue
+            text = quoted.get(value)
+            if text is None:
+                text = quoted[value] = json.dumps(value, default=str)
+            parts.append(f'"{key}": {text}')
+        return "{" + ", ".join(parts) + "}"
+
+    def purchase_terms(self, d: Definition, tags: str, partner: str | None, tier: str | None, member: str):
+        """service.purchase_terms without the amount: (index, rule, rate, multiplier, their texts).
+        Only successes are memoised; a member without a rule gets the service's own error."""
+        key = (d.code, tags, partner, tier)
+        found = self.terms.get(key)
+        if found is None:
+            index, rule, rate, multiplier, _ = service.purchase_terms(
+                d, set(filter(None, tags.split(";"))), partner, tier, Decimal(0), member)
+            found = self.terms[key] = (index, rule, rate, multiplier, str(rate), str(multiplier))
+        return found
+
+    def shifted(self, at: str, days: int, round_to: str | None = None) -> str:
+        """rules.lot_expiry (days > 0) or rules.window_start (days < 0) of a stored timestamp:
+        whole days keep the time of day, so the date part is worked out once per day."""
+        key = (at[:10], days, round_to)
+        found = self.days.get(key)
+        if found is None:
+            midnight = to_dt(at[:10] + "T00:00:00Z")
+            moved = rules.lot_expiry(midnight, days, round_to) if days > 0 else rules.window_start(midnight, -days)
+            found = self.days[key] = (fmt_ts(moved), round_to is None)
+        text, keeps_time = found
+        return text[:10] + at[10:] if keeps_time else text
+
+    def upgrade_need(self, d: Definition, tier: str | None):
+        """The qualifying value (e4 for spend) from which service.upgrade_to moves `tier` up
+        (the next level's threshold; thresholds rise level by level): None at the top level,
+        ANY when the member has no level yet (any total places them)."""
+        key = (d.code, tier)
+        if key not in self.needs:
+            level = d.level(tier)
+            nxt = d.next_level(level) if level else None
+            self.needs[key] = ANY if level is None else (
+                None if nxt is None else nxt.threshold * (SCALE if d.basis == "spend" else 1))
+        return self.needs[key]
+
 def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Member], existing: dict, sales: dict,
          program, definition):
     next_entry, next_lot = sql.next_ids(db)
     recorded = fmt_ts(now())
     entries, moves, tiers, new_sales, new_lots, out = [], [], [], [], [], []
     sale_program = None
+    memo = _Memo()
     for r, enr in zip(rows, resolved):
         if r.error:
             out.append(("rejected", r.error))
@@ -209,7 +290,7 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
             if not r.member:
                 if sale_program is None:
                     sale_program = _sale_program(db, program)
-                content = service._content(program=sale_program, kind="anonymous", amount=service._num(r.amount))
+                content = memo.content(program=sale_program, kind="anonymous", amount=service._num(r.amount))
                 if _repeat(sales, existing, r, content, ""):
                     out.append(("duplicate", None))
                     continue
@@ -219,11 +300,11 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
                 continue
             d = definition(enr["program_code"])
             if r.kind == "purchase":
-                content = service._content(member=r.member, program=d.code, kind="purchase",
-                                           amount=service._num(r.amount), partner=r.partner, event=None)
+                content = memo.content(member=r.member, program=d.code, kind="purchase",
+                                       amount=service._num(r.amount), partner=r.partner)
             else:
-                content = service._content(member=r.member, program=d.code, kind="redeem", points=r.points,
-                                           reward=r.reward)
+                content = memo.content(member=r.member, program=d.code, kind="redeem", points=r.points,
+                                       reward=r.reward)
             if _repeat(existing, sales, r, content, " (an anonymous sale)"):
                 out.append(("duplicate", None))
                 continue
@@ -236,7 +317,7 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
                 raise _Reject(f"--at {r.at} is before member {r.member!r} joined {d.code!r} ({enr['joined_at']})")
             m = state[enr["id"]]
             if r.kind == "purchase":
-                row, lot, move, tier = _purchase(m, r, next_entry, next_lot, content, recorded)
+                row, lot, move, tier = _purchase(m, r, next_entry, next_lot, content, recorded, memo)
                 if lot is not None:
                     new_lots.append(lot)
                     next_lot += 1
@@ -283,42 +364,51 @@ def _sale_program(db: Database, program: str | None) -> str:
     return codes[0]
 
 
-def _purchase(m: _Member, r: _Row, entry_id: int, lot_id: int, content: str, recorded: str):
+def _purchase(m: _Member, r: _Row, entry_id: int, lot_id: int, content: str, recorded: str, memo: _Memo):
     """As service.earn for a purchase: rule, rate, tier multiplier, lot, debt repayment, upgrade."""
     d = m.d
     tier = m.tier if d.tiered else None
     try:
-        index, rule, rate, multiplier, points = service.purchase_terms(
-            d, set(filter(None, m.enrollment["tags"].split(";"))), r.partner, tier, r.amount, r.member)
+        index, rule, rate, multiplier, rate_text, multiplier_text = memo.purchase_terms(
+            d, m.enrollment["tags"], r.partner, tier, r.member)
     except LoyaltyError as exc:
         raise _Reject(exc.message) from None
+    points = rules.earn_points(r.amount, rate, multiplier).points
     repay = min(-m.uncovered, points) if points > 0 else 0
     m.uncovered += repay
     m.uncovered_delta += repay
     m.points_delta += points
     amount_e4 = to_e4(r.amount)
     row = (entry_id, r.txn, m.enrollment["id"], "earn", rule["rule"], index, d.version_id, points, repay, amount_e4,
-           str(rate), tier, str(multiplier), r.partner, None, content, r.at, recorded)
+           rate_text, tier, multiplier_text, r.partner, None, content, r.at, recorded)
     lot, move = None, []
     if points > 0:
-        expires = rules.lot_expiry(to_dt(r.at), d.after_days, d.round_to)
-        lot = _Lot(lot_id, points - repay, r.at, fmt_ts(expires) if expires else None, new=True, entry_id=entry_id,
-                   points=points, enrollment_id=m.enrollment["id"])
+        expires = memo.shifted(r.at, d.after_days, d.round_to) if d.after_days else None
+        lot = _Lot(lot_id, points - repay, r.at, expires, new=True, entry_id=entry_id, points=points,
+                   enrollment_id=m.enrollment["id"])
         m.lots.append(lot)
         if repay:
             move = [(lot_id, entry_id, -repay, r.at)]
     tier_row = None
     if d.tiered:
+        window = m.window
         if d.basis == "points" or rule["rule"] == "spend":
-            m.window.append((r.at, amount_e4 if d.basis == "spend" else points))
-        start = fmt_ts(rules.window_start(to_dt(r.at), d.window_days))
-        raw = sum(v for t, v in m.window if start < t <= r.at)
-        found = service.upgrade_to(d, m.tier, from_e4(raw) if d.basis == "spend" else Decimal(raw))
-        if found:
-            reached, reason = found
-            tier_row = (m.enrollment["id"], reached.name, m.tier if d.level(m.tier) else None, reason, d.version_id,
-                        r.at, recorded)
-            m.tier, m.tier_changed = reached.name, True
+            value = amount_e4 if d.basis == "spend" else points
+            window.append((r.at, value))
+            m.window_sum += value
+        # rows come in time order after everything loaded: the window only loses items at its start
+        start = memo.shifted(r.at, -d.window_days)
+        while window and window[0][0] <= start:
+            m.window_sum -= window.popleft()[1]
+        need = memo.upgrade_need(d, m.tier)
+        if need is ANY or (need is not None and m.window_sum >= need):
+            raw = m.window_sum
+            found = service.upgrade_to(d, m.tier, from_e4(raw) if d.basis == "spend" else Decimal(raw))
+            if found:
+                reached, reason = found
+                tier_row = (m.enrollment["id"], reached.name, m.tier if d.level(m.tier) else None, reason,
+                            d.version_id, r.at, recorded)
+                m.tier, m.tier_changed = reached.name, True
     return row, lot, move, tier_row
 
 

@@ -47,20 +47,22 @@ def open_lots(db: Database, enrollment_ids) -> list:
     )
 
 
-def window_items(db: Database, basis: str, start: str) -> list:
-    """Qualifying purchases (spend) or earns (points) after `start` of the loaded enrollments,
-    each net of its refunds."""
+def window_items(db: Database, basis: str, start: str, settled: str, enrollment_ids) -> list:
+    """Qualifying purchases (spend) or earns (points) after `start` of the enrollments, each
+    net of its refunds, as (enrollment_id, effective_at, value) in time order; those after
+    `settled` summed into one row per enrollment with effective_at NULL."""
+    _keys(db, "_bulk_enr", enrollment_ids)
     value = "amount_e4" if basis == "spend" else "points"
     kinds = "p.rule_kind = 'spend'" if basis == "spend" else "p.rule_kind IN ('spend', 'partner', 'event', 'referral')"
     return db.all(
-        f"""SELECT p.enrollment_id, p.effective_at,
-                   p.{value} + COALESCE((SELECT SUM(r.{value}) FROM entries r
-                                         WHERE r.ref_entry_id = p.id AND r.kind = 'refund'), 0) AS value
+        f"""SELECT p.enrollment_id, CASE WHEN p.effective_at <= :settled THEN p.effective_at END AS at,
+                   SUM(p.{value} + COALESCE((SELECT SUM(r.{value}) FROM entries r
+                                             WHERE r.ref_entry_id = p.id AND r.kind = 'refund'), 0)) AS value
             FROM entries p
-            WHERE p.kind = 'earn' AND {kinds} AND p.effective_at > ?
+            WHERE p.kind = 'earn' AND {kinds} AND p.effective_at > :start
               AND p.enrollment_id IN (SELECT k FROM temp._bulk_enr)
-            ORDER BY p.effective_at, p.id""",
-        (start,),
+            GROUP BY p.enrollment_id, at ORDER BY p.enrollment_id, at""",
+        {"start": start, "settled": settled},
     )
 
 
