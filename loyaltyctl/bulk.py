@@ -225,20 +225,26 @@ class _Memo:
         self.quoted: dict = {}
         self.needs: dict = {}
 
-    def content(self, **fields) -> str:
-        """service._content's JSON text, assembled from memoised pieces (json.dumps of each
-        distinct value once): sorted keys, default separators."""
-        quoted = self.quoted
-        parts = []
-        for key in sorted(fields):
-            value = fields[key]
-            if value is None:
-                continue
-            text = quoted.get(value)
-            if text is None:
-                text = quoted[value] = json.dumps(value, default=str)
-            parts.append(f'"{key}": {text}')
-        return "{" + ", ".join(parts) + "}"
+    # service._content's JSON text (json.dumps, sorted keys, default separators), assembled
+    # from memoised pieces; amounts are service._num texts (digits and a point: no escaping).
+    def _q(self, value: str) -> str:
+        text = self.quoted.get(value)
+        if text is None:
+            text = self.quoted[value] = json.dumps(value)
+        return text
+
+    def purchase_content(self, member: str, program: str, amount: str, partner: str | None) -> str:
+        partner_part = f'"partner": {self._q(partner)}, ' if partner is not None else ""
+        return (f'{{"amount": "{amount}", "kind": "purchase", "member": {self._q(member)}, '
+                f'{partner_part}"program": {self._q(program)}}}')
+
+    def redeem_content(self, member: str, program: str, points: int | None, reward: str | None) -> str:
+        points_part = f'"points": {points}, ' if points is not None else ""
+        reward_part = f', "reward": {self._q(reward)}' if reward is not None else ""
+        return f'{{"kind": "redeem", "member": {self._q(member)}, {points_part}"program": {self._q(program)}{reward_part}}}'
+
+    def anonymous_content(self, program: str, amount: str) -> str:
+        return f'{{"amount": "{amount}", "kind": "anonymous", "program": {self._q(program)}}}'
 
     def purchase_terms(self, d: Definition, tags: str, partner: str | None, tier: str | None, member: str):
         """service.purchase_terms without the amount: (index, rule, rate, multiplier, their texts).
@@ -290,7 +296,7 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
             if not r.member:
                 if sale_program is None:
                     sale_program = _sale_program(db, program)
-                content = memo.content(program=sale_program, kind="anonymous", amount=service._num(r.amount))
+                content = memo.anonymous_content(sale_program, service._num(r.amount))
                 if _repeat(sales, existing, r, content, ""):
                     out.append(("duplicate", None))
                     continue
@@ -300,11 +306,9 @@ def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Membe
                 continue
             d = definition(enr["program_code"])
             if r.kind == "purchase":
-                content = memo.content(member=r.member, program=d.code, kind="purchase",
-                                       amount=service._num(r.amount), partner=r.partner)
+                content = memo.purchase_content(r.member, d.code, service._num(r.amount), r.partner)
             else:
-                content = memo.content(member=r.member, program=d.code, kind="redeem", points=r.points,
-                                       reward=r.reward)
+                content = memo.redeem_content(r.member, d.code, r.points, r.reward)
             if _repeat(existing, sales, r, content, " (an anonymous sale)"):
                 out.append(("duplicate", None))
                 continue

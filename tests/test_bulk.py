@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import PROGRAMS
 from test_imports import ledger_state
@@ -61,7 +63,7 @@ def _setup(path: Path, program: str):
     from loyaltyctl.ledger.db import open_db
 
     db = open_db(str(path), create=True)
-    service.apply_programs(db, [str(PROGRAMS / "coffee.yaml"), str(PROGRAMS / "travel.yaml")])
+    service.apply_programs(db, [str(PROGRAMS / f"{code}.yaml") for code in ("coffee", "travel", "engage")])
     members = [f"K{i}" for i in range(8)]
     for m in members:
         service.enroll(db, m, program, at="2025-12-01T00:00:00Z")
@@ -73,7 +75,8 @@ def _setup(path: Path, program: str):
     return db, members
 
 
-@pytest.mark.parametrize("program, seed", [("coffee", 11), ("coffee", 12), ("travel", 13)])
+# coffee: tiers on spend; travel: tiers on points, partner rates; engage: untiered, expiry rounded to month end
+@pytest.mark.parametrize("program, seed", [("coffee", 11), ("coffee", 12), ("travel", 13), ("engage", 14)])
 def test_fast_path_equals_row_by_row(tmp_path, monkeypatch, program, seed):
     from loyaltyctl import bulk, imports
 
@@ -109,7 +112,10 @@ def test_fast_path_equals_row_by_row(tmp_path, monkeypatch, program, seed):
     summary = fast[0]
     assert summary["applied"] > 500 and summary["duplicates"] > 20 and summary["rejected"] > 50
     assert fast[1]["duplicates"] + fast[1]["rejected"] == len(rows)
-    assert any(t[4] == "earn" for t in fast[2]["tiers"])  # upgrades happened on the fast path
+    if program == "engage":  # expiry rounded: every lot expires at the first instant of a month
+        assert fast[2]["lots"] and all(lot[4].endswith("-01T00:00:00Z") for lot in fast[2]["lots"])
+    else:
+        assert any(t[4] == "earn" for t in fast[2]["tiers"])  # upgrades happened on the fast path
     assert any(e[7] > 0 for e in fast[2]["entries"])  # K0's debt was repaid by a later purchase
 
 
@@ -125,3 +131,25 @@ def test_back_dated_rows_take_the_row_by_row_path(tmp_path, monkeypatch):
     monkeypatch.setattr(bulk, "apply_batch", lambda *a, **k: taken.append(real(*a, **k)) or taken[-1])
     summary = imports.import_transactions(db, str(data), program="coffee")
     assert summary.applied == 1 and taken == [None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(member=st.text(min_size=1, max_size=12), program=st.text(min_size=1, max_size=8),
+       partner=st.none() | st.text(max_size=8), reward=st.none() | st.text(max_size=8),
+       points=st.none() | st.integers(1, 10**14), cents=st.integers(1, 10**12), places=st.integers(0, 4))
+def test_fast_path_content_is_the_service_content(member, program, partner, reward, points, cents, places):
+    """The fast path assembles content JSON from memoised pieces; it must be byte for byte the
+    service's, or a re-import would call its own rows conflicts."""
+    from decimal import Decimal
+
+    from loyaltyctl import bulk, service
+    from loyaltyctl.values import parse_amount
+
+    memo = bulk._Memo()
+    amount = service._num(parse_amount(str(Decimal(cents).scaleb(-places))))
+    assert memo.purchase_content(member, program, amount, partner) == service._content(
+        member=member, program=program, kind="purchase", amount=amount, partner=partner, event=None)
+    assert memo.redeem_content(member, program, points, reward) == service._content(
+        member=member, program=program, kind="redeem", points=points, reward=reward)
+    assert memo.anonymous_content(program, amount) == service._content(program=program, kind="anonymous",
+                                                                       amount=amount)
