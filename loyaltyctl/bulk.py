@@ -10,14 +10,15 @@ row, in its own savepoints, as before."""
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
-import json
 from decimal import Decimal
 
 from . import rules, service
 from .definition import Definition
 from .errors import LoyaltyError
+from .imports import KINDS, RowError, _check_cells, _need
 from .ledger import bulk as sql
 from .ledger.db import Database
 from .values import SCALE, fmt_ts, from_e4, now, parse_amount, parse_points, to_dt, to_e4, ts_or_now
@@ -69,8 +70,6 @@ def apply_batch(db: Database, batch: list[tuple[int, dict]], program: str | None
 
 
 def _parse(line: int, row: dict) -> _Row:
-    from .imports import KINDS, RowError, _check_cells, _need
-
     try:
         cells = dict(row) if "__error__" in row else row  # _check_cells pops the reader's error
         _check_cells(cells)
