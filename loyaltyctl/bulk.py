@@ -183,7 +183,8 @@ def _load(db: Database, resolved: list, rows: list[_Row], definition, redeeming:
         # Items after `settled` stay in every row's window: they are loaded as one sum.
         start = fmt_ts(rules.window_start(to_dt(min(times)), max(d.window_days for d in tiered)))
         settled = fmt_ts(rules.window_start(to_dt(max(times)), min(d.window_days for d in tiered)))
-        for eid, at, value in sql.window_items(db, basis, start, settled, list(state)):
+        spend_only = basis == "spend" and not sql.any_partner_rules(db)
+        for eid, at, value in sql.window_items(db, basis, start, settled, list(state), spend_only):
             m = state[eid]
             if m.d.tiered and m.d.basis == basis:
                 if at is not None:

@@ -47,13 +47,29 @@ def open_lots(db: Database, enrollment_ids) -> list:
     )
 
 
-def window_items(db: Database, basis: str, start: str, settled: str, enrollment_ids) -> list:
+def any_partner_rules(db: Database) -> bool:
+    """Whether any version of any program has a partner rule (else every purchase ever
+    recorded is a spend purchase)."""
+    import json
+
+    return any(spec.get("rule") == "partner"
+               for (definition,) in db.all("SELECT definition FROM program_versions")
+               for spec in json.loads(definition).get("earn") or [])
+
+
+def window_items(db: Database, basis: str, start: str, settled: str, enrollment_ids, spend_only: bool) -> list:
     """Qualifying purchases (spend) or earns (points) after `start` of the enrollments, each
     net of its refunds, as (enrollment_id, effective_at, value) in time order; those after
-    `settled` summed into one row per enrollment with effective_at NULL."""
+    `settled` summed into one row per enrollment with effective_at NULL. `spend_only`: every
+    purchase is a spend purchase, so spend is read from the purchases index alone."""
     _keys(db, "_bulk_enr", enrollment_ids)
     value = "amount_e4" if basis == "spend" else "points"
-    kinds = "p.rule_kind = 'spend'" if basis == "spend" else "p.rule_kind IN ('spend', 'partner', 'event', 'referral')"
+    if basis == "spend" and spend_only:
+        kinds = "p.amount_e4 IS NOT NULL"  # the condition of the covering index entries_purchases
+    elif basis == "spend":
+        kinds = "p.rule_kind = 'spend'"
+    else:
+        kinds = "p.rule_kind IN ('spend', 'partner', 'event', 'referral')"
     return db.all(
         f"""SELECT p.enrollment_id, CASE WHEN p.effective_at <= :settled THEN p.effective_at END AS at,
                    SUM(p.{value} + COALESCE((SELECT SUM(r.{value}) FROM entries r
