@@ -7,9 +7,28 @@ transaction as each batch."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Iterator
 
 from .db import Database
+
+DEFAULT_AUTOCHECKPOINT = 1000  # SQLite's default, in pages
+
+
+@contextmanager
+def bulk_session(db: Database, cache_mib: int, checkpoint_pages: int) -> Iterator[None]:
+    """A long import's connection settings: a larger page cache, so index pages of a growing
+    ledger stay in memory across batches, and a WAL checkpoint every `checkpoint_pages`
+    pages instead of after every commit. A batch dirties index pages all over a large
+    ledger, and the next batches dirty many of the same pages again: checkpointing less
+    often copies each of them into the database file once instead of once per batch."""
+    db.large_cache(cache_mib)
+    db.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA wal_autocheckpoint = {DEFAULT_AUTOCHECKPOINT}")
 
 
 def _now() -> str:

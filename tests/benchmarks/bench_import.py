@@ -12,7 +12,7 @@ then times, each as a subprocess on a fresh database:
   - the same import again (every row a duplicate).
   - the ledger-write floor: the rows that import wrote (entries, lots, lot moves, tier
     changes) copied with INSERT ... SELECT into the database as it was before the import,
-    committing every 8,000 entries: what SQLite alone needs to store them in this schema
+    committing every 16,000 entries (as the import does): what SQLite alone needs to store them in this schema
     with its indexes, with no parsing or rules at all.
 Prints rows/s, the ratio to the baseline, and the peak RSS of each import process."""
 
@@ -94,7 +94,7 @@ def raw_baseline(csv_path: Path, db_path: Path) -> None:
     conn.close()
 
 
-def write_floor(before: Path, imported: Path, batch: int = 8000) -> float:
+def write_floor(before: Path, imported: Path, batch: int = 16_000) -> float:
     """Seconds to copy the imported ledger rows into `before` (a copy of the pre-import
     database), batch by batch, with the pragmas the import uses."""
     conn = sqlite3.connect(before, isolation_level=None)
