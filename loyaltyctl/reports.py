@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from . import service
 from .errors import InputError
-from .ledger import store
+from .ledger import analytics, store
 from .ledger.db import Database
 from .values import money, ts_or_now
 
@@ -22,7 +22,7 @@ def balances(db: Database, program: str | None = None, limit: int = 20, as_of: s
     at = ts_or_now(as_of, "--as-of")
     if program:
         service.program(db, program)
-    rows = store.balances_at(db, at, program, top=limit)
+    rows = analytics.top_balances(db, at, program, limit)
     values = {}
     out = []
     for r in rows:
@@ -42,7 +42,6 @@ def tiers(db: Database, program: str | None = None, as_of: str | None = None) ->
     how many are within 10% of the next tier's threshold (goal-gradient opportunity)."""
     from datetime import timedelta
 
-    from .ledger import analytics
     from .values import SCALE, fmt_ts, to_dt
 
     at = ts_or_now(as_of, "--as-of")

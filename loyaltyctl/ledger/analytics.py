@@ -8,7 +8,7 @@ Periods are half-open: since <= effective_at < until (timestamps compare as text
 from __future__ import annotations
 
 from .db import Database
-from .store import LOT_ALIVE, LOT_EXPIRY, qualifying_sql
+from .store import LOT_ALIVE, LOT_EXPIRY
 
 PURCHASE = "kind = 'earn' AND amount_e4 IS NOT NULL"
 # A purchase `p` net of its refunds recorded before :until.
@@ -107,27 +107,72 @@ def nps_comments(db: Database, low: int, high: int, since: str, until: str, prog
 
 # --- balances at a moment ----------------------------------------------------------------
 
+# Points of each lot alive at :t as it stood at :t, one row per lot or move. A lot's points at :t
+# are its cached remainder (points plus every move; `verify` checks it) less its moves after :t,
+# so only lots with points left now, and the moves recorded after :t, are read. (`+` keeps the
+# planner on one pass over the table rather than a row lookup per lot through an index.)
+_LOT_POINTS_AT = f"""
+        SELECT l.id AS lot, l.enrollment_id AS eid, l.remaining AS points FROM lots l
+        WHERE +l.remaining > 0 AND l.earned_at <= :t AND {LOT_ALIVE} {{scope}}
+        UNION ALL
+        SELECT l.id, l.enrollment_id, -m.points FROM lot_moves m CROSS JOIN lots l ON l.id = m.lot_id
+        WHERE m.effective_at > :t AND l.earned_at <= :t AND {LOT_ALIVE} {{scope}}"""
+
 # Each enrollment's balance at :t (lots alive at :t as they stood at :t, plus claw-back debt).
 _BALANCES = f"""
-    lot_at AS (
-        SELECT l.enrollment_id AS eid, l.points + COALESCE(SUM(m.points), 0) AS rem
-        FROM lots l LEFT JOIN lot_moves m ON m.lot_id = l.id AND m.effective_at <= :t
-        WHERE l.earned_at <= :t AND {LOT_ALIVE} {{lot_scope}}
-        GROUP BY l.id
-    ), balance AS (
+    balance AS (
         SELECT eid, SUM(points) AS points FROM (
-            SELECT eid, rem AS points FROM lot_at
+            SELECT eid, points FROM ({_LOT_POINTS_AT.format(scope="{lot_scope}")})
             UNION ALL
-            SELECT enrollment_id, uncovered FROM entries WHERE uncovered <> 0 AND effective_at <= :t {{entry_scope}}
+            SELECT enrollment_id, uncovered FROM entries
+            WHERE uncovered <> 0 AND effective_at <= :t {{entry_scope}}
         ) GROUP BY eid
     )"""
+
+_IN_PROGRAM = "IN (SELECT id FROM enrollments WHERE program_code = :program)"
+# Tier at :t of the enrollment whose id is {}: its latest tier change up to :t.
+_TIER_AT = """(SELECT tc.tier FROM tier_changes tc WHERE tc.enrollment_id = {} AND tc.effective_at <= :t
+               ORDER BY tc.effective_at DESC, tc.id DESC LIMIT 1)"""
 
 
 def _balances(program: str | None) -> str:
     if not program:
         return _BALANCES.format(lot_scope="", entry_scope="")
-    inside = "IN (SELECT id FROM enrollments WHERE program_code = :program)"
-    return _BALANCES.format(lot_scope=f"AND l.enrollment_id {inside}", entry_scope=f"AND enrollment_id {inside}")
+    return _BALANCES.format(lot_scope=f"AND +l.enrollment_id {_IN_PROGRAM}", entry_scope=f"AND +enrollment_id {_IN_PROGRAM}")
+
+
+def top_balances(db: Database, t: str, program: str | None, top: int) -> list:
+    """The `top` largest balances at :t (ties by member and program) of enrollments joined by
+    :t, with the member's name and the tier at :t (store.balances_at's figures)."""
+    params: dict = {"t": t, "top": top}
+    scope = _program_scope(params, program, "AND e.program_code = :program")
+    sql = f"""
+        WITH {_balances(program)}
+        SELECT b.id, b.member_id, b.program_code, m.name, b.joined_at,
+               {_TIER_AT.format("b.id")} AS tier, b.balance
+        FROM (SELECT e.id, e.member_id, e.program_code, e.joined_at, COALESCE(bl.points, 0) AS balance
+              FROM enrollments e LEFT JOIN balance bl ON bl.eid = e.id
+              WHERE e.joined_at <= :t {scope}
+              ORDER BY balance DESC, e.member_id, e.program_code LIMIT :top) b
+        JOIN members m ON m.member_id = b.member_id
+        ORDER BY b.balance DESC, b.member_id, b.program_code"""
+    return db.all(sql, params)
+
+
+def _qualifying(basis: str, scope: str) -> str:
+    """SELECT eid, total: store.qualifying_sql's figures (spend e4 or points earned in
+    (:start, :t], net of refunds recorded up to :t) as two streams summed per enrollment:
+    the qualifying entries, read once, and the refunds citing them, found by their index."""
+    value = "amount_e4" if basis == "spend" else "points"
+    kinds = "p.rule_kind = 'spend'" if basis == "spend" else "p.rule_kind IN ('spend', 'partner', 'event', 'referral')"
+    window = f"p.kind = 'earn' AND {kinds} AND p.effective_at > :start AND p.effective_at <= :t {scope}"
+    return f"""SELECT eid, SUM(v) AS total FROM (
+            SELECT p.enrollment_id AS eid, p.{value} AS v FROM entries p WHERE {window}
+            UNION ALL
+            SELECT p.enrollment_id, r.{value} FROM entries r CROSS JOIN entries p ON p.id = r.ref_entry_id
+            WHERE r.ref_entry_id IS NOT NULL AND r.kind = 'refund' AND r.effective_at <= :t
+              AND p.{value} IS NOT NULL AND {window}
+        ) GROUP BY eid"""
 
 
 def tier_stats(db: Database, program: str, t: str, start: str, basis: str, levels: list[tuple[str, int | None]]) -> list:
@@ -143,11 +188,9 @@ def tier_stats(db: Database, program: str, t: str, start: str, basis: str, level
         "levels(name, nxt) AS (SELECT NULL, NULL WHERE 0),"
     sql = f"""
         WITH {level_cte} {_balances(program)},
-        qual AS ({qualifying_sql(basis, "p.enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)")}),
-        tier_at AS (
-            SELECT e.id AS eid,
-                   (SELECT tc.tier FROM tier_changes tc WHERE tc.enrollment_id = e.id AND tc.effective_at <= :t
-                    ORDER BY tc.effective_at DESC, tc.id DESC LIMIT 1) AS tier
+        qual AS ({_qualifying(basis, f"AND +p.enrollment_id {_IN_PROGRAM}")}),
+        tier_at AS MATERIALIZED (
+            SELECT e.id AS eid, {_TIER_AT.format("e.id")} AS tier
             FROM enrollments e WHERE e.program_code = :program AND e.joined_at <= :t
         )
         SELECT ta.tier, count(*) AS members, COALESCE(SUM(b.points), 0) AS balance,
@@ -156,7 +199,7 @@ def tier_stats(db: Database, program: str, t: str, start: str, basis: str, level
                             AND COALESCE(q.total, 0) < lv.nxt), 0) AS near_next
         FROM tier_at ta
         LEFT JOIN balance b ON b.eid = ta.eid
-        LEFT JOIN qual q ON q.enrollment_id = ta.eid
+        LEFT JOIN qual q ON q.eid = ta.eid
         LEFT JOIN levels lv ON lv.name = ta.tier
         GROUP BY ta.tier"""
     return db.all(sql, params)
