@@ -284,28 +284,67 @@ PERIOD_INDEX = {
 }
 
 
-def churn(db: Database, period: str, lo: int, hi: int, program: str | None) -> list:
+# Periods per churn query: one bit each in a 64-bit integer (kept below the sign bit).
+MASK_PERIODS = 62
+
+
+def _members_share(db: Database) -> bool:
+    """Whether some member is enrolled in more than one program."""
+    return db.one("SELECT 1 FROM enrollments GROUP BY member_id HAVING count(*) > 1 LIMIT 1") is not None
+
+
+def churn(db: Database, period: str, lo: int, hi: int, program: str | None) -> list[dict]:
     """Per period index in [lo - 1, hi]: members with a purchase (active), and members active in
-    the previous period with none in this one (lost; not counted for lo - 1)."""
-    params: dict = {"lo": lo - 1, "hi": hi}
-    scope = _program_scope(params, program, "AND e.program_code = :program")
+    the previous period with none in this one (lost; 0 for lo - 1). Ranges longer than
+    MASK_PERIODS are read in chunks that overlap by one period."""
+    active: dict[int, int] = {}
+    kept: dict[int, int] = {}
+    base = lo - 1
+    while True:
+        width = min(MASK_PERIODS, hi - base + 1)
+        row = _churn_masks(db, period, base, width, program)
+        for i in range(width):
+            active[base + i] = row[f"a{i}"] or 0
+            if i:
+                kept[base + i] = row[f"k{i}"] or 0
+        if base + width > hi:
+            break
+        base += width - 1
+    return [{"pi": i, "active": active[i], "lost": active[i - 1] - kept[i] if i in kept else 0}
+            for i in range(lo - 1, hi + 1)]
+
+
+def _period_start(i: int, period: str) -> str:
+    """'YYYY-MM' of the first month of period index i (a timestamp is in periods >= i iff it
+    compares >= this prefix)."""
+    months = i if period == "month" else 3 * i  # months since year 0
+    return f"{months // 12:04d}-{months % 12 + 1:02d}"
+
+
+def _churn_masks(db: Database, period: str, base: int, width: int, program: str | None):
+    """For periods base .. base + width - 1: a{i}, members with a purchase in period base + i,
+    and k{i}, members with one in both base + i - 1 and base + i.
+
+    Each member's active periods are one integer (bit i: period base + i), built by a GROUP BY
+    that reads the purchases index in its own order: no sort, no window over the purchases.
+    The counts are then bit sums over one row per member."""
+    params: dict = {"base": base, "since": _period_start(base, period), "until": _period_start(base + width, period)}
+    scope = _program_scope(params, program, f"AND p.enrollment_id {_IN_PROGRAM}")
+    if program or not _members_share(db):
+        who, source = "p.enrollment_id", "entries p"  # one enrollment per member in scope
+    else:
+        who, source = "e.member_id", "entries p JOIN enrollments e ON e.id = p.enrollment_id"
+    index = PERIOD_INDEX[period].replace("effective_at", "p.effective_at")
+    counts = ", ".join([f"SUM((m >> {i}) & 1) AS a{i}" for i in range(width)]
+                       + [f"SUM((k >> {i - 1}) & 1) AS k{i}" for i in range(1, width)])
     sql = f"""
-        WITH ep AS (
-            SELECT DISTINCT p.enrollment_id AS eid, substr(p.effective_at, 1, 7) AS ym
-            FROM entries p WHERE p.{PURCHASE}
-        ), act AS (
-            SELECT DISTINCT e.member_id AS m, {PERIOD_INDEX[period].replace('effective_at', 'ep.ym')} AS pi
-            FROM ep JOIN enrollments e ON e.id = ep.eid WHERE 1 {scope}
-        ), scoped AS (SELECT m, pi FROM act WHERE pi BETWEEN :lo AND :hi),
-        gaps AS (
-            SELECT pi, LEAD(pi) OVER (PARTITION BY m ORDER BY pi) AS nxt FROM scoped
+        WITH masks AS (
+            SELECT SUM(DISTINCT 1 << ({index} - :base)) AS m FROM {source}
+            WHERE p.{PURCHASE} AND p.effective_at >= :since AND p.effective_at < :until {scope}
+            GROUP BY {who}
         )
-        SELECT pi, SUM(kind = 'active') AS active, SUM(kind = 'lost') AS lost FROM (
-            SELECT pi, 'active' AS kind FROM scoped
-            UNION ALL
-            SELECT pi + 1, 'lost' FROM gaps WHERE nxt IS NULL OR nxt > pi + 1
-        ) WHERE pi BETWEEN :lo AND :hi GROUP BY pi ORDER BY pi"""
-    return db.all(sql, params)
+        SELECT {counts} FROM (SELECT m, m & (m >> 1) AS k FROM masks)"""
+    return db.one(sql, params)
 
 
 def purchase_span(db: Database, program: str | None) -> tuple[str | None, str | None]:
