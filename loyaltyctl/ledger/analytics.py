@@ -107,22 +107,26 @@ def nps_comments(db: Database, low: int, high: int, since: str, until: str, prog
 
 # --- balances at a moment ----------------------------------------------------------------
 
-# Points of each lot alive at :t as it stood at :t, one row per lot or move. A lot's points at :t
-# are its cached remainder (points plus every move; `verify` checks it) less its moves after :t,
-# so only lots with points left now, and the moves recorded after :t, are read. (`+` keeps the
-# planner on one pass over the table rather than a row lookup per lot through an index.)
-_LOT_POINTS_AT = f"""
+def _lot_points_at(condition: str, scope: str = "") -> str:
+    """SELECT lot, eid, points: the points at :t of lots earned by :t that meet `condition`
+    (a condition on lots l that implies they are alive at :t), one row per lot or move.
+
+    A lot's points at :t are its cached remainder (points plus every move; `verify` checks it)
+    less its moves after :t, so only lots with points left now, and the moves recorded after
+    :t, are read. (`+` keeps the planner on one pass over lots, not a row lookup per lot.)"""
+    return f"""
         SELECT l.id AS lot, l.enrollment_id AS eid, l.remaining AS points FROM lots l
-        WHERE +l.remaining > 0 AND l.earned_at <= :t AND {LOT_ALIVE} {{scope}}
+        WHERE +l.remaining > 0 AND l.earned_at <= :t AND {condition} {scope}
         UNION ALL
         SELECT l.id, l.enrollment_id, -m.points FROM lot_moves m CROSS JOIN lots l ON l.id = m.lot_id
-        WHERE m.effective_at > :t AND l.earned_at <= :t AND {LOT_ALIVE} {{scope}}"""
+        WHERE m.effective_at > :t AND l.earned_at <= :t AND {condition} {scope}"""
+
 
 # Each enrollment's balance at :t (lots alive at :t as they stood at :t, plus claw-back debt).
 _BALANCES = f"""
     balance AS (
         SELECT eid, SUM(points) AS points FROM (
-            SELECT eid, points FROM ({_LOT_POINTS_AT.format(scope="{lot_scope}")})
+            SELECT eid, points FROM ({_lot_points_at(LOT_ALIVE, "{lot_scope}")})
             UNION ALL
             SELECT enrollment_id, uncovered FROM entries
             WHERE uncovered <> 0 AND effective_at <= :t {{entry_scope}}
@@ -364,38 +368,30 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
     """Enrollments at :t whose time since their last purchase exceeds num/den times their median
     gap between purchases (at least 3 purchases), or with points expiring in (t, soon] and no
     earn or redeem activity in (quiet, t]; with their balance at :t."""
+    # Gaps: each purchase's seconds computed once, ordered by time only (equal timestamps give
+    # the same gaps in any order), so the window reads the purchases index without a sort.
+    # Points at :t of expiring lots as in _lot_points_at; balances per flagged enrollment only.
     params: dict = {"t": t, "num": num, "den": den, "soon": soon, "quiet": quiet}
-    scope = _program_scope(params, program, "AND enrollment_id IN (SELECT id FROM enrollments WHERE program_code = :program)")
+    scope = _program_scope(params, program, f"AND enrollment_id {_IN_PROGRAM}")
     secs_t = _SECS.format(":t")
     sql = f"""
-        WITH gaps AS (
-            SELECT enrollment_id AS eid, effective_at AS at,
-                   {_SECS.format('effective_at')} - {_SECS.format('LAG(effective_at) OVER w')} AS gap
-            FROM entries WHERE {PURCHASE} AND effective_at <= :t {scope}
-            WINDOW w AS (PARTITION BY enrollment_id ORDER BY effective_at, id)
-        ), ranked AS (
-            SELECT eid, gap, ROW_NUMBER() OVER (PARTITION BY eid ORDER BY gap) AS rn,
-                   count(*) OVER (PARTITION BY eid) AS n
-            FROM gaps WHERE gap IS NOT NULL
-        ), rhythm AS (
-            SELECT eid, MAX(n) + 1 AS purchases,
-                   SUM(gap) * (3 - count(*)) AS median2  -- twice the median gap, in seconds
-            FROM ranked WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY eid HAVING MAX(n) >= 2
-        ), last AS (
-            SELECT eid, MAX(at) AS last FROM gaps GROUP BY eid
+        WITH rhythm AS (
+            SELECT enrollment_id AS eid, count(*) - 1 AS n, MAX(effective_at) AS last FROM entries
+            WHERE {PURCHASE} AND effective_at <= :t {scope} GROUP BY enrollment_id HAVING count(*) >= 3
+        ), gaps AS (
+            SELECT eid, s - LAG(s) OVER (PARTITION BY eid ORDER BY at) AS gap FROM (
+                SELECT enrollment_id AS eid, effective_at AS at, {_SECS.format('effective_at')} AS s FROM entries
+                WHERE {PURCHASE} AND effective_at <= :t {scope})
+        ), middle AS (
+            SELECT eid, gap, ROW_NUMBER() OVER (PARTITION BY eid ORDER BY gap) AS rn FROM gaps WHERE gap IS NOT NULL
         ), lagging AS (
-            SELECT r.eid, r.purchases, r.median2, l.last FROM rhythm r JOIN last l ON l.eid = r.eid
-            WHERE 2 * ({secs_t} - {_SECS.format('l.last')}) * :den > :num * r.median2
+            SELECT r.eid, r.n + 1 AS purchases, r.last, SUM(m.gap) * (3 - count(*)) AS median2  -- twice the median gap, in seconds
+            FROM rhythm r JOIN middle m ON m.eid = r.eid AND m.rn IN ((r.n + 1) / 2, (r.n + 2) / 2)
+            GROUP BY r.eid
+            HAVING 2 * ({secs_t} - {_SECS.format('r.last')}) * :den > :num * median2
         ), expiring AS (
-            SELECT l.enrollment_id AS eid, SUM(l.points + COALESCE((SELECT SUM(m.points) FROM lot_moves m
-                       WHERE m.lot_id = l.id AND m.effective_at <= :t), 0)) AS points
-            FROM lots l
-            WHERE l.earned_at <= :t
-              AND ((l.inactivity_days IS NULL AND l.expires_at > :t AND l.expires_at <= :soon)
-                   OR (l.inactivity_days IS NOT NULL AND {LOT_EXPIRY} > :t AND {LOT_EXPIRY} <= :soon))
-              {scope.replace('enrollment_id', 'l.enrollment_id')}
-            GROUP BY l.enrollment_id HAVING SUM(l.points + COALESCE((SELECT SUM(m.points) FROM lot_moves m
-                       WHERE m.lot_id = l.id AND m.effective_at <= :t), 0)) > 0
+            SELECT eid, SUM(points) AS points FROM ({_lot_points_at(f"{LOT_EXPIRY} > :t AND {LOT_EXPIRY} <= :soon", scope.replace("enrollment_id", "+l.enrollment_id"))})
+            GROUP BY eid HAVING SUM(points) > 0
         ), idle AS (
             SELECT x.eid, x.points FROM expiring x
             WHERE NOT EXISTS (SELECT 1 FROM entries a WHERE a.enrollment_id = x.eid AND a.kind IN ('earn', 'redeem')
