@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -76,6 +77,54 @@ def test_tiers_empty_program(cafe):
     rows = cafe.json("report", "tiers")
     assert [(r["tier"], r["members"], r["share_pct"], r["avg_balance"]) for r in rows] == [
         ("Bronze", 0, None, None), ("Silver", 0, None, None), ("Gold", 0, None, None)]
+
+
+# --- balances at a moment ------------------------------------------------------------------
+
+
+@pytest.fixture
+def moved(cafe):
+    """Lots used by redemptions, a refund clawing back more than is left (debt), a partial refund,
+    and a lot expired by the expire job, all on both sides of the moments checked below."""
+    for member, at in (("A", "2025-01-01"), ("B", "2025-01-01"), ("C", "2025-01-01"), ("D", "2025-05-01")):
+        enroll(cafe, member, at)
+    buy(cafe, "C", "80", "2025-01-10")                     # expires 2026-01-10
+    buy(cafe, "A", "100", "2025-06-01", txn="A1")
+    buy(cafe, "A", "600", "2025-06-02")                    # Silver from here on
+    cafe("redeem", "A", "--points", "650", "--at", "2025-06-10")
+    cafe("refund", "A1", "--at", "2025-06-20")             # claws back 100 of which 50 are gone: debt
+    buy(cafe, "B", "40", "2025-12-01", txn="B1")
+    cafe("redeem", "B", "--points", "30", "--at", "2026-02-01")
+    cafe("refund", "B1", "--amount", "5", "--at", "2026-02-05")
+    cafe("expire", "--as-of", "2026-02-01")                # records C's expiry at 2026-01-10
+    return cafe
+
+
+MOMENTS = ("2024-12-01", "2025-03-01", "2025-06-01", "2025-06-15", "2025-06-25", "2026-01-09T23:59:59Z",
+           "2026-01-10", "2026-02-03", None)
+
+
+def test_report_balances_and_tiers_agree_with_member_list_at_past_and_present_moments(moved):
+    # `member list` sums each lot's moves up to the moment; the reports take the lots' cached
+    # remainders and give back the moves recorded after it. None: now, after every entry.
+    snapshots = set()
+    for at in MOMENTS:
+        args = ("--as-of", at) if at else ()
+        listed = {r["member_id"]: (r["balance"], r["tier"]) for r in moved.json("member", "list", *args)}
+        top = moved.json("report", "balances", "--limit", "10", *args)
+        assert {r["member_id"]: (r["balance"], r["tier"]) for r in top} == listed, at
+        for r in moved.json("report", "tiers", *args):
+            held = [balance for balance, tier in listed.values() if tier == r["tier"]]
+            average = (Decimal(sum(held)) / len(held)).quantize(Decimal("0.1"), ROUND_HALF_UP) if held else None
+            assert (r["members"], r["avg_balance"]) == (len(held), average and str(average)), (at, r)
+        snapshots.add(tuple(sorted(listed.items())))
+    assert len(snapshots) == len(MOMENTS)  # every moment sees other balances
+    at = {a: {r["member_id"]: r["balance"] for r in moved.json("report", "balances", "--as-of", a)}
+          for a in ("2025-06-15", "2025-06-25", "2026-01-10", "2026-02-03")}
+    assert at["2025-06-15"] == {"A": 50, "B": 0, "C": 80, "D": 0}
+    assert at["2025-06-25"]["A"] == -50                    # the claw-back's uncovered part
+    assert (at["2026-01-10"]["C"], at["2026-01-10"]["B"]) == (0, 40)
+    assert at["2026-02-03"]["B"] == 10                     # the later partial refund not yet
 
 
 # --- liability ----------------------------------------------------------------------------
@@ -194,6 +243,35 @@ def test_churn_empty_ledger(cafe):
     assert "nothing to report" in cafe("report", "churn").stdout
 
 
+def test_churn_across_chunks_of_62_periods(cafe):
+    # --since 2020-01 puts 2019-12 first; 2025-01 ends the first chunk of 62 months and starts the next.
+    for member in ("A", "B", "C", "D"):
+        enroll(cafe, member, "2019-01-01")
+    for member, at in (("C", "2019-12-05"), ("C", "2020-01-10"), ("C", "2020-01-20"), ("D", "2024-12-10"),
+                       ("D", "2025-01-10"), ("A", "2025-01-15"), ("B", "2025-01-20"), ("A", "2025-02-15")):
+        buy(cafe, member, "5", at)
+    rows = by(cafe.json("report", "churn", "--since", "2020-01-01", "--until", "2025-04-01"), "period")
+    assert len(rows) == 63
+    assert {p: (r["active"], r["previous_active"], r["lost"]) for p, r in rows.items() if r["previous_active"] or r["active"]} == {
+        "2020-01": (1, 1, 0), "2020-02": (0, 1, 1), "2024-12": (1, 0, 0), "2025-01": (3, 1, 0), "2025-02": (1, 3, 2),
+        "2025-03": (0, 1, 1)}
+
+
+def test_churn_counts_a_member_in_two_programs_once(cli):
+    cli("program", "apply", str(PROGRAMS / "coffee.yaml"), str(PROGRAMS / "books.yaml"))
+    for member, program in (("A", "coffee"), ("A", "books"), ("B", "coffee")):
+        enroll(cli, member, "2026-01-01", program)
+    cli("earn", "A", "--program", "coffee", "--amount", "5", "--at", "2026-01-05")
+    cli("earn", "A", "--program", "books", "--amount", "5", "--at", "2026-01-06")
+    cli("earn", "B", "--amount", "5", "--at", "2026-01-07")
+    cli("earn", "A", "--program", "books", "--amount", "5", "--at", "2026-02-05")  # A stays, through books
+    span = ("--since", "2026-01-01", "--until", "2026-03-01")
+    figures = lambda *extra: [(r["active"], r["lost"]) for r in cli.json("report", "churn", *span, *extra)]  # noqa: E731
+    assert figures() == [(2, 0), (1, 1)]
+    assert figures("--program", "coffee") == [(2, 0), (0, 2)]
+    assert figures("--program", "books") == [(1, 0), (1, 0)]
+
+
 # --- at risk -------------------------------------------------------------------------------
 
 
@@ -238,6 +316,14 @@ def test_at_risk_recent_activity_clears_expiring_flag(risk_ledger):
     assert "C" in [r["member_id"] for r in risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20")]
     risk_ledger("redeem", "C", "--points", "1", "--at", "2026-01-01")  # 50 days before
     assert "C" not in [r["member_id"] for r in risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20")]
+
+
+def test_at_risk_counts_points_as_they_stood_before_later_redemptions(risk_ledger):
+    risk_ledger("redeem", "C", "--points", "120", "--at", "2026-02-25")  # after the moment asked about
+    c = by(risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20"), "member_id")["C"]
+    assert (c["balance"], c["expiring"]) == (300, 300)
+    c = by(risk_ledger.json("report", "at-risk", "--as-of", "2026-02-26"), "member_id").get("C")
+    assert c is None  # the redemption is activity within the last 60 days
 
 
 # --- ticket ------------------------------------------------------------------------------------
