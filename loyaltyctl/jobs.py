@@ -20,7 +20,9 @@ def expire(db: Database, as_of: str | None = None, program: str | None = None, d
     at = ts_or_now(as_of, "--as-of")
     if program:
         service.program(db, program)
-    tx = db.rollback_only() if dry_run else db.write()
+    # Every reference the expiry writes (enrollment, program version, lot, the new entries) is
+    # read from its parent table in this transaction: skip SQLite's per-row foreign key lookups.
+    tx = db.rollback_only() if dry_run else db.write(foreign_keys=False)
     with tx:
         sql.due_lots(db, at, program)
         members = [dict(r) for r in sql.due_summary(db)]
@@ -30,6 +32,7 @@ def expire(db: Database, as_of: str | None = None, program: str | None = None, d
         if not dry_run and summary["lots"]:  # a run with nothing due writes nothing at all
             sql.record_due(db, fmt_ts(now()))
             sql.record_job(db, "expire", program, at, json.dumps(summary), fmt_ts(now()))
+        sql.drop_due(db)
     summary["by_member"] = members
     return summary
 

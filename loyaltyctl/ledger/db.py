@@ -53,9 +53,13 @@ class Database:
         return self.conn.execute(sql, params).fetchall()
 
     @contextmanager
-    def write(self) -> Iterator["Database"]:
+    def write(self, *, foreign_keys: bool = True) -> Iterator["Database"]:
         """One transaction, taken with BEGIN IMMEDIATE so read-then-write is safe
-        against other processes; nested calls join the outer transaction."""
+        against other processes; nested calls join the outer transaction.
+
+        foreign_keys=False skips SQLite's per-row parent lookups for this transaction only
+        (the pragma cannot change inside one; a nested call keeps the checks on). Only for
+        set-based writes whose every reference is read from its parent table under this lock."""
         if self._depth:
             self._depth += 1
             try:
@@ -63,17 +67,23 @@ class Database:
             finally:
                 self._depth -= 1
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
+        if not foreign_keys:
+            self.conn.execute("PRAGMA foreign_keys = OFF")
         try:
-            yield self
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
         finally:
-            self._depth = 0
+            if not foreign_keys:
+                self.conn.execute("PRAGMA foreign_keys = ON")
 
     @contextmanager
     def savepoint(self) -> Iterator["Database"]:

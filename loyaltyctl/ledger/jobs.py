@@ -14,13 +14,15 @@ def _scope(program: str | None) -> tuple[str, dict]:
 
 def due_lots(db: Database, as_of: str, program: str | None) -> None:
     """Collect the lots due to expire at `as_of` into the temp table _due, each with the
-    moment it expired (expires_at, or the inactivity deadline when sooner) and why."""
+    moment it expired (expires_at, or the inactivity deadline when sooner) and why, and
+    their totals per enrollment into _due_sum."""
     scope, params = _scope(program)
     db.execute("DROP TABLE IF EXISTS temp._due")
+    db.execute("DROP TABLE IF EXISTS temp._due_sum")
     # seq numbers the due lots; their expiry entries get ids base + seq (see record_due).
     db.execute(
         """CREATE TEMP TABLE _due (seq INTEGER PRIMARY KEY, lot_id INTEGER UNIQUE, enrollment_id INTEGER,
-                                   points INTEGER, expires_at TEXT, earned_at TEXT, rule TEXT)"""
+                                   points INTEGER, expires_at TEXT, rule TEXT)"""
     )
     # Fast path: lots without inactivity expiry. The partial index on open lots' expiry counts
     # them; a nightly run with few due lots reads them by it, a catch-up with many by a table
@@ -30,8 +32,8 @@ def due_lots(db: Database, as_of: str, program: str | None) -> None:
     if many:  # a big catch-up rewrites index pages all over: give this connection a larger page cache
         db.large_cache(128)
     db.execute(
-        f"""INSERT INTO _due (lot_id, enrollment_id, points, expires_at, earned_at, rule)
-            SELECT l.id, l.enrollment_id, l.remaining, l.expires_at, l.earned_at, 'expiry'
+        f"""INSERT INTO _due (lot_id, enrollment_id, points, expires_at, rule)
+            SELECT l.id, l.enrollment_id, l.remaining, l.expires_at, 'expiry'
             FROM lots l {'NOT INDEXED' if many else ''}
             WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= :as_of
               AND l.inactivity_days IS NULL{scope}
@@ -40,60 +42,75 @@ def due_lots(db: Database, as_of: str, program: str | None) -> None:
     )
     # Lots of programs with inactivity_days: their effective expiry, computed as the balance queries do.
     db.execute(
-        f"""INSERT INTO _due (lot_id, enrollment_id, points, expires_at, earned_at, rule)
-            SELECT id, enrollment_id, remaining, eff, earned_at,
+        f"""INSERT INTO _due (lot_id, enrollment_id, points, expires_at, rule)
+            SELECT id, enrollment_id, remaining, eff,
                    CASE WHEN expires_at IS NOT NULL AND expires_at <= eff THEN 'expiry' ELSE 'inactivity' END
-            FROM (SELECT l.id, l.enrollment_id, l.remaining, l.expires_at, l.earned_at, {LOT_EXPIRY} AS eff
+            FROM (SELECT l.id, l.enrollment_id, l.remaining, l.expires_at, {LOT_EXPIRY} AS eff
                   FROM lots l WHERE l.inactivity_days IS NOT NULL AND l.remaining > 0{scope})
             WHERE eff <= :as_of ORDER BY id""",
         {"as_of": as_of, **params},
+    )
+    # One row per enrollment: the summary, the points_total decrement, and the program version
+    # the expiry entries record (looked up once per enrollment rather than once per lot).
+    db.execute(
+        """CREATE TEMP TABLE _due_sum (enrollment_id INTEGER PRIMARY KEY, member_id TEXT, program_code TEXT,
+                                       version_id INTEGER, lots INTEGER, points INTEGER,
+                                       first_expiry TEXT, last_expiry TEXT)"""
+    )
+    db.execute(
+        """INSERT INTO _due_sum
+           SELECT d.enrollment_id, e.member_id, e.program_code,
+                  (SELECT v.id FROM programs p JOIN program_versions v
+                          ON v.program_code = p.code AND v.version = p.current_version
+                   WHERE p.code = e.program_code),
+                  d.lots, d.points, d.first_expiry, d.last_expiry
+           FROM (SELECT enrollment_id, count(*) AS lots, SUM(points) AS points,
+                        MIN(expires_at) AS first_expiry, MAX(expires_at) AS last_expiry
+                 FROM _due GROUP BY enrollment_id) d
+           JOIN enrollments e ON e.id = d.enrollment_id"""
     )
 
 
 def due_summary(db: Database) -> list:
     return db.all(
-        """SELECT e.member_id, e.program_code, d.lots, d.points, d.first_expiry, d.last_expiry
-           FROM (SELECT enrollment_id, count(*) AS lots, SUM(points) AS points,
-                        MIN(expires_at) AS first_expiry, MAX(expires_at) AS last_expiry
-                 FROM _due GROUP BY enrollment_id) d
-           JOIN enrollments e ON e.id = d.enrollment_id
-           ORDER BY e.program_code, e.member_id"""
+        """SELECT member_id, program_code, lots, points, first_expiry, last_expiry
+           FROM _due_sum ORDER BY program_code, member_id"""
     )
 
 
 def record_due(db: Database, recorded_at: str) -> None:
-    """One expiry entry per due lot, effective at the lot's expiry time, with its lot move."""
+    """One expiry entry per due lot, effective at the lot's expiry time, with its lot move.
+
+    OR FAIL: a failing statement fails the whole transaction anyway (the caller rolls back),
+    so SQLite need not keep a statement journal (a copy of every page a statement touches)."""
     base = db.scalar("SELECT COALESCE(MAX(id), 0) FROM entries")  # under the write lock
+    # LEFT JOIN: a due lot without its _due_sum row gets no version and fails NOT NULL, so every
+    # lot move below has its entry.
     db.execute(
-        """INSERT INTO entries (id, txn_id, enrollment_id, kind, rule_kind, program_version_id, points, uncovered,
-                                effective_at, recorded_at)
-           SELECT :base + d.seq, 'expire-' || d.lot_id, d.enrollment_id, 'expire', d.rule, v.id, -d.points, 0,
+        """INSERT OR FAIL INTO entries (id, txn_id, enrollment_id, kind, rule_kind, program_version_id, points,
+                                        uncovered, effective_at, recorded_at)
+           SELECT :base + d.seq, 'expire-' || d.lot_id, d.enrollment_id, 'expire', d.rule, s.version_id, -d.points, 0,
                   d.expires_at, :at
-           FROM _due d
-           JOIN enrollments e ON e.id = d.enrollment_id
-           JOIN programs p ON p.code = e.program_code
-           JOIN program_versions v ON v.program_code = p.code AND v.version = p.current_version
+           FROM _due d LEFT JOIN _due_sum s ON s.enrollment_id = d.enrollment_id
            ORDER BY d.seq""",
         {"at": recorded_at, "base": base},
     )
     db.execute(
-        "INSERT INTO lot_moves (lot_id, entry_id, points, effective_at) "
+        "INSERT OR FAIL INTO lot_moves (lot_id, entry_id, points, effective_at) "
         "SELECT d.lot_id, :base + d.seq, -d.points, d.expires_at FROM _due d ORDER BY d.seq",
         {"base": base},
     )
-    db.execute("DROP TABLE IF EXISTS temp._due_sum")
     db.execute(
-        """CREATE TEMP TABLE _due_sum AS SELECT enrollment_id, SUM(points) AS points FROM _due GROUP BY enrollment_id"""
-    )
-    db.execute("CREATE UNIQUE INDEX temp._due_sum_id ON _due_sum(enrollment_id)")
-    db.execute(
-        """UPDATE enrollments SET points_total = points_total -
+        """UPDATE OR FAIL enrollments SET points_total = points_total -
                (SELECT s.points FROM _due_sum s WHERE s.enrollment_id = enrollments.id)
            WHERE id IN (SELECT enrollment_id FROM _due_sum)"""
     )
-    db.execute("DROP TABLE temp._due_sum")
-    db.execute("UPDATE lots SET remaining = 0 WHERE id IN (SELECT lot_id FROM _due)")
-    db.execute("DROP TABLE temp._due")
+    db.execute("UPDATE OR FAIL lots SET remaining = 0 WHERE id IN (SELECT lot_id FROM _due)")
+
+
+def drop_due(db: Database) -> None:
+    db.execute("DROP TABLE IF EXISTS temp._due")
+    db.execute("DROP TABLE IF EXISTS temp._due_sum")
 
 
 def review_rows(db: Database, program: str, start: str, as_of: str, basis: str) -> list:
