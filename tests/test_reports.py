@@ -305,6 +305,8 @@ def test_at_risk_rhythm_ties_and_expiring_idle(risk_ledger):
     assert [r["member_id"] for r in later] == ["C", "D", "A"]
     assert [r["member_id"] for r in risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20", "--factor", "6.5")] == ["C"]
     assert [r["member_id"] for r in risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20", "--factor", "5.9")] == ["C", "D"]
+    # factor 4: D's threshold is 7.5 days, above three of its four gaps (2, 4, 6): the median is below it.
+    assert [r["member_id"] for r in risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20", "--factor", "4")] == ["C", "D"]
     # Once C's points expired nothing is at stake for C any more.
     assert [r["member_id"] for r in risk_ledger.json("report", "at-risk", "--as-of", "2026-03-10")] == ["D", "A"]
     assert "--factor" in risk_ledger.fail("report", "at-risk", "--factor", "zero")

@@ -370,6 +370,10 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
     earn or redeem activity in (quiet, t]; with their balance at :t."""
     # Gaps: each purchase's seconds computed once, ordered by time only (equal timestamps give
     # the same gaps in any order), so the window reads the purchases index without a sort.
+    # Lagging is decided from counts, without sorting anyone's gaps: with c = since_last * den / num
+    # and n gaps, the median is below c iff more than half the gaps are (n / 2 + 1 of them), or,
+    # n even and exactly n / 2 below, iff the largest gap below c plus the smallest other is
+    # under 2c. Only the lagging enrollments' gaps are ranked, for the median shown.
     # Points at :t of expiring lots as in _lot_points_at; balances per flagged enrollment only.
     params: dict = {"t": t, "num": num, "den": den, "soon": soon, "quiet": quiet}
     scope = _program_scope(params, program, f"AND enrollment_id {_IN_PROGRAM}")
@@ -378,17 +382,26 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
         WITH rhythm AS (
             SELECT enrollment_id AS eid, count(*) - 1 AS n, MAX(effective_at) AS last FROM entries
             WHERE {PURCHASE} AND effective_at <= :t {scope} GROUP BY enrollment_id HAVING count(*) >= 3
-        ), gaps AS (
+        ), gaps AS MATERIALIZED (
             SELECT eid, s - LAG(s) OVER (PARTITION BY eid ORDER BY at) AS gap FROM (
                 SELECT enrollment_id AS eid, effective_at AS at, {_SECS.format('effective_at')} AS s FROM entries
                 WHERE {PURCHASE} AND effective_at <= :t {scope})
+        ), sides AS (  -- per enrollment: gaps below c, the largest of them, the smallest of the others
+            SELECT r.eid, r.n, r.last, r.d, SUM(2 * :num * g.gap < r.d) AS below,
+                   MAX(CASE WHEN 2 * :num * g.gap < r.d THEN g.gap END) AS top_below,
+                   MIN(CASE WHEN 2 * :num * g.gap >= r.d THEN g.gap END) AS low_above
+            FROM (SELECT *, 2 * ({secs_t} - {_SECS.format('last')}) * :den AS d FROM rhythm) r
+            JOIN gaps g ON g.eid = r.eid AND g.gap IS NOT NULL GROUP BY r.eid
+        ), late AS (
+            SELECT eid, n, last FROM sides
+            WHERE below >= n / 2 + 1 OR (n % 2 = 0 AND below = n / 2 AND :num * (top_below + low_above) < d)
         ), middle AS (
-            SELECT eid, gap, ROW_NUMBER() OVER (PARTITION BY eid ORDER BY gap) AS rn FROM gaps WHERE gap IS NOT NULL
+            SELECT g.eid, g.gap, ROW_NUMBER() OVER (PARTITION BY g.eid ORDER BY g.gap) AS rn
+            FROM gaps g WHERE g.gap IS NOT NULL AND g.eid IN (SELECT eid FROM late)
         ), lagging AS (
-            SELECT r.eid, r.n + 1 AS purchases, r.last, SUM(m.gap) * (3 - count(*)) AS median2  -- twice the median gap, in seconds
-            FROM rhythm r JOIN middle m ON m.eid = r.eid AND m.rn IN ((r.n + 1) / 2, (r.n + 2) / 2)
+            SELECT r.eid, r.n + 1 AS purchases, r.last, SUM(m.gap) * (3 - count(*)) AS median2  -- twice the median gap
+            FROM late r JOIN middle m ON m.eid = r.eid AND m.rn IN ((r.n + 1) / 2, (r.n + 2) / 2)
             GROUP BY r.eid
-            HAVING 2 * ({secs_t} - {_SECS.format('r.last')}) * :den > :num * median2
         ), expiring AS (
             SELECT eid, SUM(points) AS points FROM ({_lot_points_at(f"{LOT_EXPIRY} > :t AND {LOT_EXPIRY} <= :soon", scope.replace("enrollment_id", "+l.enrollment_id"))})
             GROUP BY eid HAVING SUM(points) > 0
