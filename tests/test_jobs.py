@@ -137,6 +137,61 @@ def test_redemption_and_refund_recorded_before_a_late_run_are_honoured(coffee):
     lots_ok(coffee)
 
 
+def test_one_run_over_several_programs_records_each_programs_current_version(coffee, tmp_path):
+    # coffee gets a second version before the run; books and an inactivity program keep their first.
+    coffee("program", "apply", str(program_file(tmp_path, "idle", "books", ("after_days: 730", "inactivity_days: 100"))))
+    enroll(coffee, "M1", "coffee")
+    enroll(coffee, "M2", "books")
+    enroll(coffee, "M3", "idle")
+    coffee("earn", "M1", "--amount", "40", "--program", "coffee", "--at", "2026-01-02T00:00:00Z")
+    coffee("earn", "M2", "--amount", "30", "--program", "books", "--at", "2026-01-03T00:00:00Z")
+    coffee("earn", "M3", "--amount", "20", "--program", "idle", "--at", "2026-01-04T00:00:00Z")
+    coffee("program", "apply", str(program_file(tmp_path, "coffee", "coffee", ("name: Bean There Coffee Club",
+                                                                               "name: Bean There Coffee Club II"))))
+    done = coffee.json("expire", "--as-of", "2028-06-01T00:00:00Z")
+    assert (done["lots"], done["points"], done["members"]) == (3, 90, 3)
+    got = {}
+    for member, program in (("M1", "coffee"), ("M2", "books"), ("M3", "idle")):
+        rows = [r for r in coffee.json("history", member, "--program", program, "--as-of", LATER) if r["kind"] == "expire"]
+        got[member] = [(r["points"], r["rule"], r["program_version"], r["recorded_at"] is not None) for r in rows]
+    assert got == {"M1": [(-40, "expiry", 2, True)], "M2": [(-30, "expiry", 1, True)],
+                   "M3": [(-20, "inactivity", 1, True)]}
+    lots_ok(coffee)  # includes verify: foreign keys, versions of the member's own program
+
+
+def test_a_failed_expire_writes_nothing_and_leaves_foreign_key_checks_on(coffee, monkeypatch):
+    # The job's transaction skips SQLite's per-row foreign key lookups; whatever happens,
+    # the connection checks them again afterwards.
+    from loyaltyctl import jobs
+    from loyaltyctl.ledger import jobs as job_sql
+    from loyaltyctl.ledger.db import open_db
+
+    def boom(*args):
+        raise RuntimeError("disk on fire")
+
+    enroll(coffee, "M1")
+    coffee("earn", "M1", "--amount", "40", "--at", "2026-01-05T00:00:00Z")
+    coffee("earn", "M1", "--amount", "60", "--at", "2026-01-06T00:00:00Z")
+    before = coffee.dump()
+    db = open_db(str(coffee.db))
+    try:
+        with monkeypatch.context() as m:  # fail after every expiry row is written, before commit
+            m.setattr(job_sql, "record_job", boom)
+            with pytest.raises(RuntimeError, match="disk on fire"):
+                jobs.expire(db, "2027-02-01T00:00:00Z")
+        assert db.scalar("PRAGMA foreign_keys") == 1
+        assert coffee.dump() == before
+        assert jobs.expire(db, "2027-02-01T00:00:00Z")["lots"] == 2
+        assert db.scalar("PRAGMA foreign_keys") == 1
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            db.execute("INSERT INTO lot_moves (lot_id, entry_id, points, effective_at) "
+                       "VALUES (999, 999, -1, '2027-01-01T00:00:00Z')")
+    finally:
+        db.close()
+    assert show(coffee, "M1", LATER)["balance"] == 0
+    lots_ok(coffee)
+
+
 @pytest.mark.slow
 def test_as_of_figures_are_the_same_before_and_after_expire(coffee, tmp_path):
     coffee("program", "apply", str(program_file(tmp_path, "idle", "books", ("after_days: 730", "after_days: 200\n  inactivity_days: 60"))))
