@@ -74,6 +74,7 @@ def _parse(line: int, row: dict) -> _Row:
         cells = dict(row) if "__error__" in row else row  # _check_cells pops the reader's error
         _check_cells(cells)
         txn = _need(cells, "txn_id")
+        service.check_txn(txn, "txn_id")
         kind = (cells.get("kind") or "").strip()
         if kind not in KINDS:
             raise RowError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")

@@ -215,6 +215,7 @@ def _apply_txn(db: Database, row: dict, program: str | None, enroll_unknown: boo
     """Apply one transaction row; returns 'recorded' or 'duplicate'."""
     _check_cells(row)
     txn = _need(row, "txn_id")
+    service.check_txn(txn, "txn_id")
     kind = (row.get("kind") or "").strip()
     if kind not in KINDS:
         raise RowError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")

@@ -70,6 +70,17 @@ def _fresh(db: Database, enr):
     return store.enrollment_by_id(db, enr["id"])
 
 
+# The expire job names its entries expire-<lot id> (ledger/jobs.py): an operator's id may not.
+RESERVED_TXN_PREFIX = "expire-"
+
+
+def check_txn(txn: str, field: str = "--txn") -> None:
+    """Refuse a transaction id the expire job would later need for its own entries."""
+    if txn.strip().startswith(RESERVED_TXN_PREFIX):
+        raise InputError(f"{field}: {txn.strip()!r}: ids starting with {RESERVED_TXN_PREFIX!r} "
+                         "are reserved for the expire job")
+
+
 def _txn_id(txn: str | None, prefix: str) -> str:
     if txn is not None:
         return parse_key(txn, "--txn")
@@ -90,6 +101,7 @@ def _already(db: Database, txn: str | None, content: str, at: str | None):
     a reused --txn with other content is a conflict."""
     if txn is None:
         return None
+    check_txn(txn)
     existing = store.entry_by_txn(db, txn.strip())
     if existing is None:
         if store.anonymous_sale(db, txn.strip()) is not None:

@@ -45,6 +45,8 @@ def _rows(rng: random.Random, n: int, members: list[str]) -> list[dict]:
                 row["amount"] = "9.99"  # same id, other content: a conflict
         elif roll < 0.95:
             row |= {"kind": "purchase", "amount": rng.choice(["-3", "abc", "1.23456"])}
+            if rng.random() < 0.2:  # a valid row under an id reserved for the expire job
+                row |= {"txn_id": f"expire-{i}", "amount": "5"}
         else:
             row |= {"kind": "purchase", "member_id": "GHOST", "amount": "5"}
         rows.append(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sqlite3
@@ -492,3 +493,27 @@ def test_history_is_the_same_before_and_after_an_inactivity_expiry_is_recorded(c
     assert before[-1]["why"].startswith("inactivity expiry; lot ")
     cli("expire", "--as-of", "2026-03-01T00:00:00Z")
     assert strip(cli.json("history", "I1", "--as-of", "2026-03-01T00:00:00Z")) == before
+
+
+def test_expire_ids_are_reserved(coffee, tmp_path):
+    """The expire job names its entries expire-<lot id>; an operator's id of that form would
+    later make the job fail, so it is refused (CLI and imports) and the job still runs."""
+    enroll(coffee, "M1", "coffee", "2025-01-01")
+    coffee("earn", "M1", "--amount", "100", "--txn", "P1", "--at", "2025-01-02")
+    before = coffee.dump()
+    err = coffee.fail("earn", "M1", "--amount", "5", "--txn", "expire-1", "--at", "2025-01-03")
+    assert "reserved for the expire job" in err and "expire-1" in err
+    assert coffee.fail("redeem", "M1", "--points", "5", "--txn", " expire-9").count("reserved") == 1
+    assert coffee.dump() == before
+    data = tmp_path / "pos.csv"
+    data.write_text("txn_id,member_id,kind,occurred_at,amount\n"
+                    "expire-1,M1,purchase,2025-01-04T00:00:00Z,5\n"
+                    "P2,M1,purchase,2025-01-05T00:00:00Z,7\n")
+    rejects = tmp_path / "rejects.csv"
+    result = coffee("import", "transactions", str(data), "--rejects", str(rejects), ok=False)
+    assert result.exit_code == 1
+    rows = list(csv.DictReader(rejects.open()))
+    assert [(r["txn_id"], r["line"], r["error"]) for r in rows] == [
+        ("expire-1", "2", "txn_id: 'expire-1': ids starting with 'expire-' are reserved for the expire job")]
+    summary = coffee.json("expire", "--as-of", "2026-02-01")
+    assert summary["lots"] == 2 and summary["points"] == 107
