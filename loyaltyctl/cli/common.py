@@ -22,7 +22,7 @@ class Format(str, Enum):
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: table (default), json or csv.")]
 AtOpt = Annotated[Optional[str], typer.Option("--at", help="When it takes effect (ISO-8601; no zone = UTC). Default: now.")]
 AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Show the state as it stood at this moment (ISO-8601). Default: now.")]
-TxnOpt = Annotated[Optional[str], typer.Option("--txn", help="Idempotency key: repeating the command with the same key records nothing new.")]
+TxnOpt = Annotated[Optional[str], typer.Option("--txn", help="Idempotency key: repeating the command with the same key records nothing new (ids starting with 'expire-' are reserved).")]
 
 
 def _complete_programs(ctx: typer.Context, incomplete: str) -> list[str]:
