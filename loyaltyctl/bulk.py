@@ -282,6 +282,7 @@ class _Memo:
                 None if nxt is None else nxt.threshold * (SCALE if d.basis == "spend" else 1))
         return self.needs[key]
 
+
 def _run(db: Database, rows: list[_Row], resolved: list, state: dict[int, _Member], existing: dict, sales: dict,
          program, definition):
     next_entry, next_lot = sql.next_ids(db)
