@@ -18,10 +18,10 @@ from decimal import Decimal
 from . import rules, service
 from .definition import Definition
 from .errors import LoyaltyError
-from .imports import KINDS, RowError, _check_cells, _need
+from .imports import RowError, _need, txn_row_head
 from .ledger import bulk as sql
 from .ledger.db import Database
-from .values import SCALE, fmt_ts, from_e4, now, parse_amount, parse_points, to_dt, to_e4, ts_or_now
+from .values import SCALE, fmt_ts, from_e4, now, parse_amount, parse_points, to_dt, to_e4
 
 
 class _Bail(Exception):
@@ -71,20 +71,11 @@ def apply_batch(db: Database, batch: list[tuple[int, dict]], program: str | None
 
 def _parse(line: int, row: dict) -> _Row:
     try:
-        cells = dict(row) if "__error__" in row else row  # _check_cells pops the reader's error
-        _check_cells(cells)
-        txn = _need(cells, "txn_id")
-        service.check_txn(txn, "txn_id")
-        kind = (cells.get("kind") or "").strip()
-        if kind not in KINDS:
-            raise RowError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+        cells = dict(row) if "__error__" in row else row  # the head check pops the reader's error
+        txn, kind, at, member = txn_row_head(cells)
         if kind not in ("purchase", "redeem"):
             raise _Bail()
-        at = ts_or_now(_need(cells, "occurred_at"), "occurred_at")
-        member = (cells.get("member_id") or "").strip()
         r = _Row(line, txn, kind, at, member)
-        if not member and kind != "purchase":
-            raise RowError(f"member_id: required for kind {kind!r}")
         if kind == "purchase":
             r.partner = (cells.get("partner") or "").strip() or None if member else None
             r.amount = parse_amount(_need(cells, "amount"), "amount")

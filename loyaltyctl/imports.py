@@ -211,8 +211,10 @@ def _need(row: dict, column: str) -> str:
     return value
 
 
-def _apply_txn(db: Database, row: dict, program: str | None, enroll_unknown: bool) -> str:
-    """Apply one transaction row; returns 'recorded' or 'duplicate'."""
+def txn_row_head(row: dict) -> tuple[str, str, str, str]:
+    """The columns every transaction row has, checked: (txn_id, kind, occurred_at, member_id);
+    member_id is empty only for a purchase (an anonymous sale). Shared with bulk.py, so both
+    import paths reject a row for the same reason."""
     _check_cells(row)
     txn = _need(row, "txn_id")
     service.check_txn(txn, "txn_id")
@@ -221,9 +223,15 @@ def _apply_txn(db: Database, row: dict, program: str | None, enroll_unknown: boo
         raise RowError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
     at = ts_or_now(_need(row, "occurred_at"), "occurred_at")
     member = (row.get("member_id") or "").strip()
+    if not member and kind != "purchase":
+        raise RowError(f"member_id: required for kind {kind!r}")
+    return txn, kind, at, member
+
+
+def _apply_txn(db: Database, row: dict, program: str | None, enroll_unknown: bool) -> str:
+    """Apply one transaction row; returns 'recorded' or 'duplicate'."""
+    txn, kind, at, member = txn_row_head(row)
     if not member:
-        if kind != "purchase":
-            raise RowError(f"member_id: required for kind {kind!r}")
         return service.anonymous_sale(db, txn, program, parse_amount(_need(row, "amount"), "amount"), at)["status"]
     if enroll_unknown and kind in ("purchase", "event", "opening", "adjust"):
         if not program:
