@@ -3,6 +3,8 @@ queries, write a batch's entries, lots, moves and tier changes with executemany.
 
 from __future__ import annotations
 
+import json
+
 from .db import Database
 
 
@@ -50,8 +52,6 @@ def open_lots(db: Database, enrollment_ids) -> list:
 def any_partner_rules(db: Database) -> bool:
     """Whether any version of any program has a partner rule (else every purchase ever
     recorded is a spend purchase)."""
-    import json
-
     return any(spec.get("rule") == "partner"
                for (definition,) in db.all("SELECT definition FROM program_versions")
                for spec in json.loads(definition).get("earn") or [])
