@@ -185,11 +185,13 @@ def at_risk(db, factor: str = "2", program: str | None = None, as_of: str | None
         f = Decimal(-1)
     if not f.is_finite() or f <= 0 or f > 1000:
         raise InputError(f"--factor: {factor!r} is not a positive number")
+    num, den = f.as_integer_ratio()
+    if den > 10_000:  # keeps the SQL's gap arithmetic in exact integers
+        raise InputError(f"--factor: {factor!r} has more than 4 decimal places")
     if program:
         service.program(db, program)
     at = ts_or_now(as_of, "--as-of")
     t = to_dt(at)
-    num, den = f.as_integer_ratio()
     rows = []
     for r in sql.at_risk(db, at, num, den, fmt_ts(t + timedelta(days=within)), fmt_ts(t - timedelta(days=quiet_days)),
                          program):

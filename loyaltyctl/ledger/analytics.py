@@ -364,47 +364,60 @@ def purchase_span(db: Database, program: str | None) -> tuple[str | None, str | 
 # --- at risk ----------------------------------------------------------------------------------
 
 
+def _lot_points_expiring(scope: str) -> str:
+    """_lot_points_at for the lots whose effective expiry falls in (:t, :soon]: those with a date
+    expiry only are found by their open-expiry index; those that can also lapse for inactivity
+    have their deadline computed."""
+    date_only = ("l.remaining > 0 AND l.expires_at > :t AND l.expires_at <= :soon AND l.inactivity_days IS NULL"
+                 f" AND l.earned_at <= :t {scope}")
+    in_window = f"{LOT_EXPIRY} > :t AND {LOT_EXPIRY} <= :soon"
+    return f"""
+        SELECT l.id AS lot, l.enrollment_id AS eid, l.remaining AS points FROM lots l WHERE {date_only}
+        UNION ALL
+        SELECT l.id, l.enrollment_id, l.remaining FROM lots l
+        WHERE l.inactivity_days IS NOT NULL AND l.remaining > 0 AND l.earned_at <= :t AND {in_window} {scope}
+        UNION ALL
+        SELECT l.id, l.enrollment_id, -m.points FROM lot_moves m CROSS JOIN lots l ON l.id = m.lot_id
+        WHERE m.effective_at > :t AND l.earned_at <= :t AND {in_window} {scope}"""
+
+
 def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, program: str | None) -> list:
     """Enrollments at :t whose time since their last purchase exceeds num/den times their median
     gap between purchases (at least 3 purchases), or with points expiring in (t, soon] and no
     earn or redeem activity in (quiet, t]; with their balance at :t."""
-    # Gaps: each purchase's seconds computed once, ordered by time only (equal timestamps give
-    # the same gaps in any order), so the window reads the purchases index without a sort.
-    # Lagging is decided from counts, without sorting anyone's gaps: with c = since_last * den / num
-    # and n gaps, the median is below c iff more than half the gaps are (n / 2 + 1 of them), or,
-    # n even and exactly n / 2 below, iff the largest gap below c plus the smallest other is
-    # under 2c. Only the lagging enrollments' gaps are ranked, for the median shown.
-    # Points at :t of expiring lots as in _lot_points_at; balances per flagged enrollment only.
-    params: dict = {"t": t, "num": num, "den": den, "soon": soon, "quiet": quiet}
+    # Gaps come from purchase_gaps (each purchase's gap to the one before, in seconds; at_s <= :ts
+    # cuts the history at :t), keyed by (enrollment, gap): the gaps of each enrollment in order.
+    # Lagging is decided from counts, without ranking anyone's gaps: with since_last = S and
+    # c = the least integer gap with gap * num >= S * den (gaps below c are below S / factor),
+    # and n gaps, the median is below S / factor iff more than half the gaps are below c
+    # (n / 2 + 1 of them), or, n even and exactly n / 2 below, iff the largest gap below c plus
+    # the smallest other is under 2 S / factor. Only the lagging enrollments' gaps are ranked,
+    # for the median shown. The balance at :t of each flagged enrollment: its lots' points at :t
+    # (as in _lot_points_at) and its debt (the cached total less entries after :t).
+    params: dict = {"t": t, "ts": db.scalar(f"SELECT {_SECS.format('?')}", (t,)), "num": num, "den": den,
+                    "soon": soon, "quiet": quiet}
     scope = _program_scope(params, program, f"AND enrollment_id {_IN_PROGRAM}")
-    secs_t = _SECS.format(":t")
+    lot_scope = scope.replace("enrollment_id", "+l.enrollment_id")
+    gaps = "FROM purchase_gaps g WHERE g.enrollment_id = r.eid AND g.at_s <= :ts"
     sql = f"""
         WITH rhythm AS (
-            SELECT enrollment_id AS eid, count(*) - 1 AS n, MAX(effective_at) AS last FROM entries
-            WHERE {PURCHASE} AND effective_at <= :t {scope} GROUP BY enrollment_id HAVING count(*) >= 3
-        ), gaps AS MATERIALIZED (
-            SELECT eid, s - LAG(s) OVER (PARTITION BY eid ORDER BY at) AS gap FROM (
-                SELECT enrollment_id AS eid, effective_at AS at, {_SECS.format('effective_at')} AS s FROM entries
-                WHERE {PURCHASE} AND effective_at <= :t {scope})
-        ), sides AS (  -- per enrollment: gaps below c, the largest of them, the smallest of the others
-            SELECT r.eid, r.n, r.last, r.d, SUM(2 * :num * g.gap < r.d) AS below,
-                   MAX(CASE WHEN 2 * :num * g.gap < r.d THEN g.gap END) AS top_below,
-                   MIN(CASE WHEN 2 * :num * g.gap >= r.d THEN g.gap END) AS low_above
-            FROM (SELECT *, 2 * ({secs_t} - {_SECS.format('last')}) * :den AS d FROM rhythm) r
-            JOIN gaps g ON g.eid = r.eid AND g.gap IS NOT NULL GROUP BY r.eid
-        ), late AS (
-            SELECT eid, n, last FROM sides
-            WHERE below >= n / 2 + 1 OR (n % 2 = 0 AND below = n / 2 AND :num * (top_below + low_above) < d)
-        ), middle AS (
-            SELECT g.eid, g.gap, ROW_NUMBER() OVER (PARTITION BY g.eid ORDER BY g.gap) AS rn
-            FROM gaps g WHERE g.gap IS NOT NULL AND g.eid IN (SELECT eid FROM late)
+            SELECT r.*, (:ts - r.last_s) * :den AS d, ((:ts - r.last_s) * :den + :num - 1) / :num AS c
+            FROM (SELECT enrollment_id AS eid, count(*) AS n, MAX(at_s) AS last_s FROM purchase_gaps
+                  WHERE at_s <= :ts {scope} GROUP BY enrollment_id HAVING count(*) >= 2) r
+        ), late AS MATERIALIZED (
+            SELECT eid, n FROM (SELECT r.*, (SELECT count(*) {gaps} AND g.gap < r.c) AS below FROM rhythm r) r
+            WHERE below >= n / 2 + 1
+               OR (n % 2 = 0 AND below = n / 2
+                   AND :num * ((SELECT MAX(g.gap) {gaps} AND g.gap < r.c) + (SELECT MIN(g.gap) {gaps} AND g.gap >= r.c))
+                       < 2 * r.d)
         ), lagging AS (
-            SELECT r.eid, r.n + 1 AS purchases, r.last, SUM(m.gap) * (3 - count(*)) AS median2  -- twice the median gap
-            FROM late r JOIN middle m ON m.eid = r.eid AND m.rn IN ((r.n + 1) / 2, (r.n + 2) / 2)
-            GROUP BY r.eid
+            SELECT eid, n + 1 AS purchases, SUM(gap) * (3 - count(*)) AS median2  -- twice the median gap
+            FROM (SELECT r.eid, r.n, g.gap, ROW_NUMBER() OVER (PARTITION BY r.eid ORDER BY g.gap) AS rn
+                  FROM late r CROSS JOIN purchase_gaps g ON g.enrollment_id = r.eid AND g.at_s <= :ts)
+            WHERE rn IN ((n + 1) / 2, (n + 2) / 2)
+            GROUP BY eid
         ), expiring AS (
-            SELECT eid, SUM(points) AS points FROM ({_lot_points_at(f"{LOT_EXPIRY} > :t AND {LOT_EXPIRY} <= :soon", scope.replace("enrollment_id", "+l.enrollment_id"))})
-            GROUP BY eid HAVING SUM(points) > 0
+            SELECT eid, SUM(points) AS points FROM ({_lot_points_expiring(lot_scope)}) GROUP BY eid HAVING SUM(points) > 0
         ), idle AS (
             SELECT x.eid, x.points FROM expiring x
             WHERE NOT EXISTS (SELECT 1 FROM entries a WHERE a.enrollment_id = x.eid AND a.kind IN ('earn', 'redeem')
@@ -412,21 +425,25 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
         ), flagged AS (
             SELECT eid FROM lagging UNION SELECT eid FROM idle
         ), bal AS (
-            SELECT f.eid,
-                   COALESCE((SELECT SUM(l.points + COALESCE((SELECT SUM(m.points) FROM lot_moves m
-                                 WHERE m.lot_id = l.id AND m.effective_at <= :t), 0))
-                             FROM lots l WHERE l.enrollment_id = f.eid AND l.earned_at <= :t AND {LOT_ALIVE}), 0)
-                 + COALESCE((SELECT SUM(u.uncovered) FROM entries u WHERE u.enrollment_id = f.eid
-                             AND u.effective_at <= :t), 0) AS balance
-            FROM flagged f
+            SELECT eid, SUM(points) AS balance FROM (
+                SELECT l.enrollment_id AS eid, l.remaining AS points FROM flagged f CROSS JOIN lots l
+                ON l.enrollment_id = f.eid WHERE +l.remaining > 0 AND l.earned_at <= :t AND {LOT_ALIVE}
+                UNION ALL
+                SELECT l.enrollment_id, -m.points FROM lot_moves m CROSS JOIN lots l ON l.id = m.lot_id
+                WHERE m.effective_at > :t AND l.enrollment_id IN (SELECT eid FROM flagged) AND l.earned_at <= :t
+                  AND {LOT_ALIVE}
+                UNION ALL
+                SELECT n.id, n.uncovered - COALESCE((SELECT SUM(u.uncovered) FROM entries u
+                                                     WHERE u.enrollment_id = n.id AND u.effective_at > :t), 0)
+                FROM flagged f CROSS JOIN enrollments n ON n.id = f.eid
+            ) GROUP BY eid
         )
         SELECT e.member_id, m.name, m.email, e.program_code AS program, b.balance,
                COALESCE(lg.purchases, (SELECT count(*) FROM entries p WHERE p.enrollment_id = e.id
                                        AND p.{PURCHASE} AND p.effective_at <= :t)) AS purchases,
-               COALESCE(lg.last, (SELECT MAX(p.effective_at) FROM entries p WHERE p.enrollment_id = e.id
-                                  AND p.{PURCHASE} AND p.effective_at <= :t)) AS last_purchase,
-               lg.median2, ({secs_t} - {_SECS.format('lg.last')}) AS since_last,
-               COALESCE(i.points, 0) AS expiring, lg.eid IS NOT NULL AS lagging, i.eid IS NOT NULL AS idle
+               (SELECT MAX(p.effective_at) FROM entries p WHERE p.enrollment_id = e.id
+                AND p.{PURCHASE} AND p.effective_at <= :t) AS last_purchase,
+               lg.median2, COALESCE(i.points, 0) AS expiring, lg.eid IS NOT NULL AS lagging, i.eid IS NOT NULL AS idle
         FROM bal b JOIN enrollments e ON e.id = b.eid JOIN members m ON m.member_id = e.member_id
         LEFT JOIN lagging lg ON lg.eid = b.eid LEFT JOIN idle i ON i.eid = b.eid
         ORDER BY b.balance DESC, e.member_id, e.program_code"""

@@ -151,4 +151,56 @@ V_ANALYTICS = [
        WHERE kind = 'earn' AND amount_e4 IS NOT NULL""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS]
+# Purchase rhythm (report at-risk): each purchase's gap in seconds to the enrollment's previous
+# purchase, in (effective_at, id) order; the first purchase has none. A derived cache like
+# lots.remaining, kept by a trigger on every purchase written (so both import paths and the
+# service keep it alike) and checked by `verify` against the ledger (PURCHASE_GAPS). A back-dated
+# purchase also shortens the gap of the purchase after it, so it cannot be a column of entries.
+# Keyed by gap, each enrollment's gaps are in order: medians and counts below a threshold are
+# index reads. at_s is the purchase's effective_at in seconds, for "as of" cuts.
+_SECONDS = "CAST(ROUND(julianday({}) * 86400) AS INTEGER)"
+_IS_PURCHASE = "{0}.kind = 'earn' AND {0}.amount_e4 IS NOT NULL"
+PURCHASE_GAPS = f"""
+    SELECT enrollment_id, s - prev AS gap, id AS entry_id, s AS at_s FROM (
+        SELECT enrollment_id, id, s, LAG(s) OVER (PARTITION BY enrollment_id ORDER BY effective_at, id) AS prev
+        FROM (SELECT p.enrollment_id, p.id, p.effective_at, {_SECONDS.format("p.effective_at")} AS s
+              FROM entries p WHERE {_IS_PURCHASE.format("p")}))
+    WHERE prev IS NOT NULL"""
+# The purchases of NEW's enrollment just before and just after NEW in (effective_at, id) order.
+_NEIGHBOUR = ("SELECT {agg}(n.effective_at) FROM entries n WHERE n.enrollment_id = NEW.enrollment_id AND "
+              + _IS_PURCHASE.format("n") + " AND n.effective_at {cmp}= NEW.effective_at"
+              " AND (n.effective_at {cmp} NEW.effective_at OR n.id {cmp} NEW.id)")
+_BEFORE = "(" + _NEIGHBOUR.format(agg="MAX", cmp="<") + ")"
+_AFTER = "(" + _NEIGHBOUR.format(agg="MIN", cmp=">") + ")"
+_AFTER_ID = f"""(SELECT MIN(n.id) FROM entries n WHERE n.enrollment_id = NEW.enrollment_id AND {_IS_PURCHASE.format("n")}
+                 AND n.effective_at = {_AFTER} AND (n.effective_at > NEW.effective_at OR n.id > NEW.id))"""
+V_PURCHASE_GAPS = [
+    """CREATE TABLE purchase_gaps (
+        enrollment_id INTEGER NOT NULL REFERENCES enrollments(id),
+        gap INTEGER NOT NULL,
+        entry_id INTEGER NOT NULL REFERENCES entries(id),
+        at_s INTEGER NOT NULL,
+        PRIMARY KEY (enrollment_id, gap, entry_id)
+    ) WITHOUT ROWID""",
+    f"INSERT INTO purchase_gaps (enrollment_id, gap, entry_id, at_s) {PURCHASE_GAPS}",
+    f"""CREATE TRIGGER purchase_gap AFTER INSERT ON entries WHEN {_IS_PURCHASE.format("NEW")}
+    BEGIN
+        INSERT INTO purchase_gaps (enrollment_id, gap, entry_id, at_s)
+            SELECT NEW.enrollment_id, {_SECONDS.format("NEW.effective_at")} - {_SECONDS.format("b.at")}, NEW.id,
+                   {_SECONDS.format("NEW.effective_at")}
+            FROM (SELECT {_BEFORE} AS at) b WHERE b.at IS NOT NULL;
+    END""",
+    # A back-dated purchase: the next one now follows it, so its gap shrinks (or it gets one,
+    # NEW being the first).
+    f"""CREATE TRIGGER purchase_gap_next AFTER INSERT ON entries
+        WHEN {_IS_PURCHASE.format("NEW")} AND {_AFTER} IS NOT NULL
+    BEGIN
+        DELETE FROM purchase_gaps WHERE enrollment_id = NEW.enrollment_id AND entry_id = {_AFTER_ID}
+            AND gap = {_SECONDS.format(_AFTER)} - {_SECONDS.format(_BEFORE)};
+        INSERT INTO purchase_gaps (enrollment_id, gap, entry_id, at_s)
+            VALUES (NEW.enrollment_id, {_SECONDS.format(_AFTER)} - {_SECONDS.format("NEW.effective_at")}, {_AFTER_ID},
+                    {_SECONDS.format(_AFTER)});
+    END""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS, V_PURCHASE_GAPS]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .db import Database
+from .schema import PURCHASE_GAPS
 from .store import LOT_EXPIRY
 
 CHECKS: dict[str, tuple[str, str]] = {
@@ -68,6 +69,13 @@ CHECKS: dict[str, tuple[str, str]] = {
         """SELECT n.member_id, n.program_code, n.tier FROM enrollments n
            WHERE COALESCE(n.tier, '') <> COALESCE((SELECT t.tier FROM tier_changes t WHERE t.enrollment_id = n.id
                                                    ORDER BY t.effective_at DESC, t.id DESC LIMIT 1), '')""",
+    ),
+    "purchase_gaps": (
+        "a purchase's cached gap to the previous purchase (report at-risk) differs from the ledger",
+        f"""WITH ledger AS ({PURCHASE_GAPS})
+           SELECT 'ledger' AS side, * FROM (SELECT * FROM ledger EXCEPT SELECT * FROM purchase_gaps)
+           UNION ALL
+           SELECT 'cache', * FROM (SELECT * FROM purchase_gaps EXCEPT SELECT * FROM ledger)""",
     ),
     "entry_member": (
         "an entry's program version belongs to another program than its member's enrollment",
