@@ -45,7 +45,7 @@ def rejects(path: Path) -> list[dict]:
 
 def ledger_state(db_path) -> dict:
     """Everything the ledger says, without ids or recording times: entries, lots with their
-    moves (keyed by txn ids), tier changes, enrollments' caches, anonymous sales."""
+    moves (keyed by txn ids), tier changes, enrollments' caches, anonymous sales, purchase gaps."""
     conn = sqlite3.connect(db_path)
     try:
         q = lambda sql: sorted(tuple(r) for r in conn.execute(sql))  # noqa: E731
@@ -64,6 +64,7 @@ def ledger_state(db_path) -> dict:
                           FROM tier_changes t JOIN enrollments n ON n.id = t.enrollment_id"""),
             "enrollments": q("SELECT member_id, program_code, tags, joined_at, points_total, uncovered, tier FROM enrollments"),
             "anonymous": q("SELECT txn_id, program_code, amount_e4, effective_at FROM anonymous_sales"),
+            "gaps": q("""SELECT e.txn_id, g.gap, g.at_s FROM purchase_gaps g JOIN entries e ON e.id = g.entry_id"""),
         }
     finally:
         conn.close()

@@ -311,6 +311,18 @@ def test_at_risk_rhythm_ties_and_expiring_idle(risk_ledger):
     assert [r["member_id"] for r in risk_ledger.json("report", "at-risk", "--as-of", "2026-03-10")] == ["D", "A"]
     assert "--factor" in risk_ledger.fail("report", "at-risk", "--factor", "zero")
     assert "--factor" in risk_ledger.fail("report", "at-risk", "--factor", "-1")
+    assert "4 decimal places" in risk_ledger.fail("report", "at-risk", "--factor", "2.00001")
+    assert risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20", "--factor", "5.90000") == rows  # = 5.9
+
+
+def test_at_risk_rhythm_takes_back_dated_purchases_and_stops_at_the_moment_asked(risk_ledger):
+    buy(risk_ledger, "A", "10", "2026-01-06")  # recorded late: A's gaps become 5, 5, 10, 10 (median 7.5)
+    a = by(risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20"), "member_id")["A"]
+    assert (a["purchases"], a["days_since"], a["median_gap_days"], a["reason"]) == (5, "20.0", "7.5", "lagging rhythm")
+    # On 2026-01-30 the 2026-01-31 purchase has not happened: gaps 5, 5, 10 (median 5); 9 days > 1.5 x 5.
+    a = by(risk_ledger.json("report", "at-risk", "--as-of", "2026-01-30", "--factor", "1.5"), "member_id")["A"]
+    assert (a["purchases"], a["last_purchase"], a["median_gap_days"]) == (4, "2026-01-21T00:00:00Z", "5.0")
+    assert "A" not in by(risk_ledger.json("report", "at-risk", "--as-of", "2026-01-30", "--factor", "1.8"), "member_id")
 
 
 def test_at_risk_recent_activity_clears_expiring_flag(risk_ledger):

@@ -8,14 +8,13 @@ Periods are half-open: since <= effective_at < until (timestamps compare as text
 from __future__ import annotations
 
 from .db import Database
+from .schema import SECONDS
 from .store import LOT_ALIVE, LOT_EXPIRY
 
 PURCHASE = "kind = 'earn' AND amount_e4 IS NOT NULL"
 # A purchase `p` net of its refunds recorded before :until.
 _NET = ("(p.amount_e4 + COALESCE((SELECT SUM(r.amount_e4) FROM entries r WHERE r.ref_entry_id = p.id"
         " AND r.kind = 'refund' AND r.effective_at < :until), 0))")
-# Seconds since the epoch of a stored timestamp (exact integers for gap arithmetic).
-_SECS = "CAST(ROUND(julianday({}) * 86400) AS INTEGER)"
 
 
 def _program(sql: str, params: dict, program: str | None, column: str) -> str:
@@ -394,7 +393,7 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
     # the smallest other is under 2 S / factor. Only the lagging enrollments' gaps are ranked,
     # for the median shown. The balance at :t of each flagged enrollment: its lots' points at :t
     # (as in _lot_points_at) and its debt (the cached total less entries after :t).
-    params: dict = {"t": t, "ts": db.scalar(f"SELECT {_SECS.format('?')}", (t,)), "num": num, "den": den,
+    params: dict = {"t": t, "ts": db.scalar(f"SELECT {SECONDS.format('?')}", (t,)), "num": num, "den": den,
                     "soon": soon, "quiet": quiet}
     scope = _program_scope(params, program, f"AND enrollment_id {_IN_PROGRAM}")
     lot_scope = scope.replace("enrollment_id", "+l.enrollment_id")

@@ -157,13 +157,13 @@ V_ANALYTICS = [
 # service keep it alike) and checked by `verify` against the ledger (PURCHASE_GAPS). A back-dated
 # purchase also shortens the gap of the purchase after it, so it cannot be a column of entries.
 # Keyed by gap, each enrollment's gaps are in order: medians and counts below a threshold are
-# index reads. at_s is the purchase's effective_at in seconds, for "as of" cuts.
-_SECONDS = "CAST(ROUND(julianday({}) * 86400) AS INTEGER)"
+# index reads. at_s is the purchase's effective_at in seconds since 1970, for "as of" cuts.
+SECONDS = "CAST(strftime('%s', {}) AS INTEGER)"  # a stored timestamp, in seconds since 1970
 _IS_PURCHASE = "{0}.kind = 'earn' AND {0}.amount_e4 IS NOT NULL"
 PURCHASE_GAPS = f"""
     SELECT enrollment_id, s - prev AS gap, id AS entry_id, s AS at_s FROM (
         SELECT enrollment_id, id, s, LAG(s) OVER (PARTITION BY enrollment_id ORDER BY effective_at, id) AS prev
-        FROM (SELECT p.enrollment_id, p.id, p.effective_at, {_SECONDS.format("p.effective_at")} AS s
+        FROM (SELECT p.enrollment_id, p.id, p.effective_at, {SECONDS.format("p.effective_at")} AS s
               FROM entries p WHERE {_IS_PURCHASE.format("p")}))
     WHERE prev IS NOT NULL"""
 # The purchases of NEW's enrollment just before and just after NEW in (effective_at, id) order.
@@ -186,8 +186,8 @@ V_PURCHASE_GAPS = [
     f"""CREATE TRIGGER purchase_gap AFTER INSERT ON entries WHEN {_IS_PURCHASE.format("NEW")}
     BEGIN
         INSERT INTO purchase_gaps (enrollment_id, gap, entry_id, at_s)
-            SELECT NEW.enrollment_id, {_SECONDS.format("NEW.effective_at")} - {_SECONDS.format("b.at")}, NEW.id,
-                   {_SECONDS.format("NEW.effective_at")}
+            SELECT NEW.enrollment_id, {SECONDS.format("NEW.effective_at")} - {SECONDS.format("b.at")}, NEW.id,
+                   {SECONDS.format("NEW.effective_at")}
             FROM (SELECT {_BEFORE} AS at) b WHERE b.at IS NOT NULL;
     END""",
     # A back-dated purchase: the next one now follows it, so its gap shrinks (or it gets one,
@@ -196,10 +196,10 @@ V_PURCHASE_GAPS = [
         WHEN {_IS_PURCHASE.format("NEW")} AND {_AFTER} IS NOT NULL
     BEGIN
         DELETE FROM purchase_gaps WHERE enrollment_id = NEW.enrollment_id AND entry_id = {_AFTER_ID}
-            AND gap = {_SECONDS.format(_AFTER)} - {_SECONDS.format(_BEFORE)};
+            AND gap = {SECONDS.format(_AFTER)} - {SECONDS.format(_BEFORE)};
         INSERT INTO purchase_gaps (enrollment_id, gap, entry_id, at_s)
-            VALUES (NEW.enrollment_id, {_SECONDS.format(_AFTER)} - {_SECONDS.format("NEW.effective_at")}, {_AFTER_ID},
-                    {_SECONDS.format(_AFTER)});
+            VALUES (NEW.enrollment_id, {SECONDS.format(_AFTER)} - {SECONDS.format("NEW.effective_at")}, {_AFTER_ID},
+                    {SECONDS.format(_AFTER)});
     END""",
 ]
 
