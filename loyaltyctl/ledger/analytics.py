@@ -404,14 +404,14 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
             FROM (SELECT enrollment_id AS eid, count(*) AS n, MAX(at_s) AS last_s FROM purchase_gaps
                   WHERE at_s <= :ts {scope} GROUP BY enrollment_id HAVING count(*) >= 2) r
         ), late AS MATERIALIZED (
-            SELECT eid, n FROM (SELECT r.*, (SELECT count(*) {gaps} AND g.gap < r.c) AS below FROM rhythm r) r
+            SELECT eid, n, last_s FROM (SELECT r.*, (SELECT count(*) {gaps} AND g.gap < r.c) AS below FROM rhythm r) r
             WHERE below >= n / 2 + 1
                OR (n % 2 = 0 AND below = n / 2
                    AND :num * ((SELECT MAX(g.gap) {gaps} AND g.gap < r.c) + (SELECT MIN(g.gap) {gaps} AND g.gap >= r.c))
                        < 2 * r.d)
         ), lagging AS (
-            SELECT eid, n + 1 AS purchases, SUM(gap) * (3 - count(*)) AS median2  -- twice the median gap
-            FROM (SELECT r.eid, r.n, g.gap, ROW_NUMBER() OVER (PARTITION BY r.eid ORDER BY g.gap) AS rn
+            SELECT eid, n + 1 AS purchases, last_s, SUM(gap) * (3 - count(*)) AS median2  -- twice the median gap
+            FROM (SELECT r.eid, r.n, r.last_s, g.gap, ROW_NUMBER() OVER (PARTITION BY r.eid ORDER BY g.gap) AS rn
                   FROM late r CROSS JOIN purchase_gaps g ON g.enrollment_id = r.eid AND g.at_s <= :ts)
             WHERE rn IN ((n + 1) / 2, (n + 2) / 2)
             GROUP BY eid
@@ -440,8 +440,9 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
         SELECT e.member_id, m.name, m.email, e.program_code AS program, b.balance,
                COALESCE(lg.purchases, (SELECT count(*) FROM entries p WHERE p.enrollment_id = e.id
                                        AND p.{PURCHASE} AND p.effective_at <= :t)) AS purchases,
-               (SELECT MAX(p.effective_at) FROM entries p WHERE p.enrollment_id = e.id
-                AND p.{PURCHASE} AND p.effective_at <= :t) AS last_purchase,
+               COALESCE(strftime('%Y-%m-%dT%H:%M:%SZ', lg.last_s, 'unixepoch'),
+                        (SELECT MAX(p.effective_at) FROM entries p WHERE p.enrollment_id = e.id
+                         AND p.{PURCHASE} AND p.effective_at <= :t)) AS last_purchase,
                lg.median2, COALESCE(i.points, 0) AS expiring, lg.eid IS NOT NULL AS lagging, i.eid IS NOT NULL AS idle
         FROM bal b JOIN enrollments e ON e.id = b.eid JOIN members m ON m.member_id = e.member_id
         LEFT JOIN lagging lg ON lg.eid = b.eid LEFT JOIN idle i ON i.eid = b.eid
