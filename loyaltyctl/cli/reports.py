@@ -151,7 +151,7 @@ def churn(
 @report_app.command("at-risk")
 def at_risk(
     ctx: typer.Context,
-    factor: Annotated[str, typer.Option("--factor", help="Flag when the time since the last purchase exceeds this many median gaps.")] = "2",
+    factor: Annotated[str, typer.Option("--factor", help="Flag when the time since the last purchase exceeds this many median gaps (a positive number, up to 4 decimal places).")] = "2",
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,

@@ -189,22 +189,28 @@ def tier_stats(db: Database, program: str, t: str, start: str, basis: str, level
         params[f"n{i}"], params[f"x{i}"] = name, nxt
     level_cte = f"levels(name, nxt) AS (VALUES {', '.join(values)})," if values else \
         "levels(name, nxt) AS (SELECT NULL, NULL WHERE 0),"
+    # One stream of (enrollment, its tier at :t | its balance | its qualifying total) grouped by
+    # enrollment: no join between large intermediate results, whose plan without ANALYZE
+    # statistics (loyaltyctl never gathers them) can be a nested scan.
     sql = f"""
         WITH {level_cte} {_balances(program)},
         qual AS ({_qualifying(basis, f"AND +p.enrollment_id {_IN_PROGRAM}")}),
-        tier_at AS MATERIALIZED (
-            SELECT e.id AS eid, {_TIER_AT.format("e.id")} AS tier
-            FROM enrollments e WHERE e.program_code = :program AND e.joined_at <= :t
+        member AS (
+            SELECT eid, MAX(tier) AS tier, SUM(points) AS points, SUM(total) AS total FROM (
+                SELECT e.id AS eid, 1 AS enrolled, {_TIER_AT.format("e.id")} AS tier, NULL AS points, NULL AS total
+                FROM enrollments e WHERE e.program_code = :program AND e.joined_at <= :t
+                UNION ALL
+                SELECT eid, 0, NULL, points, NULL FROM balance
+                UNION ALL
+                SELECT eid, 0, NULL, NULL, total FROM qual
+            ) GROUP BY eid HAVING MAX(enrolled) = 1
         )
-        SELECT ta.tier, count(*) AS members, COALESCE(SUM(b.points), 0) AS balance,
-               COALESCE(SUM(q.total), 0) AS qualifying,
-               COALESCE(SUM(lv.nxt IS NOT NULL AND COALESCE(q.total, 0) * 10 >= lv.nxt * 9
-                            AND COALESCE(q.total, 0) < lv.nxt), 0) AS near_next
-        FROM tier_at ta
-        LEFT JOIN balance b ON b.eid = ta.eid
-        LEFT JOIN qual q ON q.eid = ta.eid
-        LEFT JOIN levels lv ON lv.name = ta.tier
-        GROUP BY ta.tier"""
+        SELECT m.tier, count(*) AS members, COALESCE(SUM(m.points), 0) AS balance,
+               COALESCE(SUM(m.total), 0) AS qualifying,
+               COALESCE(SUM(lv.nxt IS NOT NULL AND COALESCE(m.total, 0) * 10 >= lv.nxt * 9
+                            AND COALESCE(m.total, 0) < lv.nxt), 0) AS near_next
+        FROM member m LEFT JOIN levels lv ON lv.name = m.tier
+        GROUP BY m.tier"""
     return db.all(sql, params)
 
 
