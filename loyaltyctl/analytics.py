@@ -202,8 +202,8 @@ def at_risk(db, factor: str = "2", program: str | None = None, as_of: str | None
             reasons.append(f"points expiring, idle {quiet_days}d")
         median = None if r["median2"] is None else (Decimal(r["median2"]) / 2 / 86400).quantize(ONE_DP, rounding=ROUND_HALF_UP)
         since_last = None
-        if r["last_purchase"]:
-            since_last = (Decimal(int((t - to_dt(r["last_purchase"])).total_seconds())) / 86400).quantize(ONE_DP, rounding=ROUND_HALF_UP)
+        if r["since_s"] is not None:
+            since_last = (Decimal(r["since_s"]) / 86400).quantize(ONE_DP, rounding=ROUND_HALF_UP)
         rows.append({"member_id": r["member_id"], "name": r["name"], "email": r["email"], "program": r["program"],
                      "balance": r["balance"], "expiring": r["expiring"], "purchases": r["purchases"],
                      "last_purchase": r["last_purchase"], "days_since": since_last, "median_gap_days": median,

@@ -389,7 +389,8 @@ def _lot_points_expiring(scope: str) -> str:
 def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, program: str | None) -> list:
     """Enrollments at :t whose time since their last purchase exceeds num/den times their median
     gap between purchases (at least 3 purchases), or with points expiring in (t, soon] and no
-    earn or redeem activity in (quiet, t]; with their balance at :t."""
+    earn or redeem activity in (quiet, t]; with their balance at :t and the seconds from their
+    last purchase to :t."""
     # Gaps come from purchase_gaps (each purchase's gap to the one before, in seconds; at_s <= :ts
     # cuts the history at :t), keyed by (enrollment, gap): the gaps of each enrollment in order.
     # Lagging is decided from counts, without ranking anyone's gaps: with since_last = S and
@@ -443,6 +444,7 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
                 FROM flagged f CROSS JOIN enrollments n ON n.id = f.eid
             ) GROUP BY eid
         )
+        SELECT r.*, :ts - CAST(strftime('%s', r.last_purchase) AS INTEGER) AS since_s FROM (
         SELECT e.member_id, m.name, m.email, e.program_code AS program, b.balance,
                COALESCE(lg.purchases, (SELECT count(*) FROM entries p WHERE p.enrollment_id = e.id
                                        AND p.{PURCHASE} AND p.effective_at <= :t)) AS purchases,
@@ -452,7 +454,7 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
                lg.median2, COALESCE(i.points, 0) AS expiring, lg.eid IS NOT NULL AS lagging, i.eid IS NOT NULL AS idle
         FROM bal b JOIN enrollments e ON e.id = b.eid JOIN members m ON m.member_id = e.member_id
         LEFT JOIN lagging lg ON lg.eid = b.eid LEFT JOIN idle i ON i.eid = b.eid
-        ORDER BY b.balance DESC, e.member_id, e.program_code"""
+        ) r ORDER BY r.balance DESC, r.member_id, r.program"""
     return db.all(sql, params)
 
 
