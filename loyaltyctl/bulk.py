@@ -20,6 +20,7 @@ from .definition import Definition
 from .errors import LoyaltyError
 from .imports import RowError, _need, txn_row_head
 from .ledger import bulk as sql
+from .ledger import store
 from .ledger.db import Database
 from .values import SCALE, fmt_ts, from_e4, now, parse_amount, parse_points, to_dt, to_e4
 
@@ -175,7 +176,7 @@ def _load(db: Database, resolved: list, rows: list[_Row], definition, redeeming:
         # Items after `settled` stay in every row's window: they are loaded as one sum.
         start = fmt_ts(rules.window_start(to_dt(min(times)), max(d.window_days for d in tiered)))
         settled = fmt_ts(rules.window_start(to_dt(max(times)), min(d.window_days for d in tiered)))
-        spend_only = basis == "spend" and not sql.any_partner_rules(db)
+        spend_only = basis == "spend" and not store.has_partner_rules(db)
         for eid, at, value in sql.window_items(db, basis, start, settled, list(state), spend_only):
             m = state[eid]
             if m.d.tiered and m.d.basis == basis:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .db import Database
 from .schema import SECONDS
-from .store import LOT_ALIVE, LOT_EXPIRY
+from .store import LOT_ALIVE, LOT_EXPIRY, has_partner_rules
 
 PURCHASE = "kind = 'earn' AND amount_e4 IS NOT NULL"
 # A purchase `p` net of its refunds recorded before :until.
@@ -121,16 +121,13 @@ def _lot_points_at(condition: str, scope: str = "") -> str:
         WHERE m.effective_at > :t AND l.earned_at <= :t AND {condition} {scope}"""
 
 
-# Each enrollment's balance at :t (lots alive at :t as they stood at :t, plus claw-back debt).
-_BALANCES = f"""
-    balance AS (
-        SELECT eid, SUM(points) AS points FROM (
+# The rows that sum to each enrollment's balance at :t, as (eid, points): lots alive at :t as
+# they stood at :t, plus claw-back debt.
+_BALANCE_ROWS = f"""
             SELECT eid, points FROM ({_lot_points_at(LOT_ALIVE, "{lot_scope}")})
             UNION ALL
             SELECT enrollment_id, uncovered FROM entries
-            WHERE uncovered <> 0 AND effective_at <= :t {{entry_scope}}
-        ) GROUP BY eid
-    )"""
+            WHERE uncovered <> 0 AND effective_at <= :t {{entry_scope}}"""
 
 _IN_PROGRAM = "IN (SELECT id FROM enrollments WHERE program_code = :program)"
 # Tier at :t of the enrollment whose id is {}: its latest tier change up to :t.
@@ -138,10 +135,16 @@ _TIER_AT = """(SELECT tc.tier FROM tier_changes tc WHERE tc.enrollment_id = {} A
                ORDER BY tc.effective_at DESC, tc.id DESC LIMIT 1)"""
 
 
-def _balances(program: str | None) -> str:
+def _balance_rows(program: str | None) -> str:
     if not program:
-        return _BALANCES.format(lot_scope="", entry_scope="")
-    return _BALANCES.format(lot_scope=f"AND +l.enrollment_id {_IN_PROGRAM}", entry_scope=f"AND +enrollment_id {_IN_PROGRAM}")
+        return _BALANCE_ROWS.format(lot_scope="", entry_scope="")
+    return _BALANCE_ROWS.format(lot_scope=f"AND +l.enrollment_id {_IN_PROGRAM}",
+                                entry_scope=f"AND +enrollment_id {_IN_PROGRAM}")
+
+
+def _balances(program: str | None) -> str:
+    """The CTE balance(eid, points): each enrollment's balance at :t."""
+    return f"balance AS (SELECT eid, SUM(points) AS points FROM ({_balance_rows(program)}) GROUP BY eid)"
 
 
 def top_balances(db: Database, t: str, program: str | None, top: int) -> list:
@@ -162,20 +165,27 @@ def top_balances(db: Database, t: str, program: str | None, top: int) -> list:
     return db.all(sql, params)
 
 
-def _qualifying(basis: str, scope: str) -> str:
-    """SELECT eid, total: store.qualifying_sql's figures (spend e4 or points earned in
-    (:start, :t], net of refunds recorded up to :t) as two streams summed per enrollment:
-    the qualifying entries, read once, and the refunds citing them, found by their index."""
+def _qualifying_rows(basis: str, scope: str, spend_only: bool) -> str:
+    """SELECT eid, v: rows that sum per enrollment to store.qualifying_sql's figures (spend e4 or
+    points earned in (:start, :t], net of refunds recorded up to :t): the qualifying entries,
+    read once, and the refunds citing them, found by their index. `spend_only` (spend basis, and
+    no partner rule in the program: every purchase is a spend purchase): the purchases are
+    summed per enrollment from the purchases index, in its order, without a sort."""
     value = "amount_e4" if basis == "spend" else "points"
     kinds = "p.rule_kind = 'spend'" if basis == "spend" else "p.rule_kind IN ('spend', 'partner', 'event', 'referral')"
     window = f"p.kind = 'earn' AND {kinds} AND p.effective_at > :start AND p.effective_at <= :t {scope}"
-    return f"""SELECT eid, SUM(v) AS total FROM (
-            SELECT p.enrollment_id AS eid, p.{value} AS v FROM entries p WHERE {window}
+    if spend_only:
+        entries = f"""SELECT p.enrollment_id AS eid, SUM(p.amount_e4) AS v FROM entries p INDEXED BY entries_purchases
+            WHERE {PURCHASE.replace("kind", "p.kind").replace("amount_e4", "p.amount_e4")}
+              AND p.effective_at > :start AND p.effective_at <= :t {scope}
+            GROUP BY p.enrollment_id"""
+    else:
+        entries = f"SELECT p.enrollment_id AS eid, p.{value} AS v FROM entries p WHERE {window}"
+    return f"""{entries}
             UNION ALL
             SELECT p.enrollment_id, r.{value} FROM entries r CROSS JOIN entries p ON p.id = r.ref_entry_id
             WHERE r.ref_entry_id IS NOT NULL AND r.kind = 'refund' AND r.effective_at <= :t
-              AND p.{value} IS NOT NULL AND {window}
-        ) GROUP BY eid"""
+              AND p.{value} IS NOT NULL AND {window}"""
 
 
 def tier_stats(db: Database, program: str, t: str, start: str, basis: str, levels: list[tuple[str, int | None]]) -> list:
@@ -189,20 +199,20 @@ def tier_stats(db: Database, program: str, t: str, start: str, basis: str, level
         params[f"n{i}"], params[f"x{i}"] = name, nxt
     level_cte = f"levels(name, nxt) AS (VALUES {', '.join(values)})," if values else \
         "levels(name, nxt) AS (SELECT NULL, NULL WHERE 0),"
-    # One stream of (enrollment, its tier at :t | its balance | its qualifying total) grouped by
-    # enrollment: no join between large intermediate results, whose plan without ANALYZE
-    # statistics (loyaltyctl never gathers them) can be a nested scan.
+    # One stream of (enrollment, its tier at :t | a part of its balance | a part of its qualifying
+    # total) grouped by enrollment: one sort, and no join between large intermediate results,
+    # whose plan without ANALYZE statistics (loyaltyctl never gathers them) can be a nested scan.
+    spend_only = basis == "spend" and not has_partner_rules(db, program)
     sql = f"""
-        WITH {level_cte} {_balances(program)},
-        qual AS ({_qualifying(basis, f"AND +p.enrollment_id {_IN_PROGRAM}")}),
+        WITH {level_cte}
         member AS (
             SELECT eid, MAX(tier) AS tier, SUM(points) AS points, SUM(total) AS total FROM (
                 SELECT e.id AS eid, 1 AS enrolled, {_TIER_AT.format("e.id")} AS tier, NULL AS points, NULL AS total
                 FROM enrollments e WHERE e.program_code = :program AND e.joined_at <= :t
                 UNION ALL
-                SELECT eid, 0, NULL, points, NULL FROM balance
+                SELECT eid, 0, NULL, points, NULL FROM ({_balance_rows(program)})
                 UNION ALL
-                SELECT eid, 0, NULL, NULL, total FROM qual
+                SELECT eid, 0, NULL, NULL, v FROM ({_qualifying_rows(basis, f"AND +p.enrollment_id {_IN_PROGRAM}", spend_only)})
             ) GROUP BY eid HAVING MAX(enrolled) = 1
         )
         SELECT m.tier, count(*) AS members, COALESCE(SUM(m.points), 0) AS balance,

@@ -3,8 +3,6 @@ queries, write a batch's entries, lots, moves and tier changes with executemany.
 
 from __future__ import annotations
 
-import json
-
 from .db import Database
 
 
@@ -47,14 +45,6 @@ def open_lots(db: Database, enrollment_ids) -> list:
         """SELECT id, enrollment_id, remaining, earned_at, expires_at, inactivity_days FROM lots
            WHERE remaining > 0 AND enrollment_id IN (SELECT k FROM temp._bulk_enr)"""
     )
-
-
-def any_partner_rules(db: Database) -> bool:
-    """Whether any version of any program has a partner rule (else every purchase ever
-    recorded is a spend purchase)."""
-    return any(spec.get("rule") == "partner"
-               for (definition,) in db.all("SELECT definition FROM program_versions")
-               for spec in json.loads(definition).get("earn") or [])
 
 
 def window_items(db: Database, basis: str, start: str, settled: str, enrollment_ids, spend_only: bool) -> list:

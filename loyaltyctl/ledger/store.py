@@ -5,6 +5,7 @@ backend can implement the same functions."""
 
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 from .db import Database
@@ -94,6 +95,16 @@ def insert_enrollment(db: Database, member_id, program, tags: str, referred_by, 
         (member_id, program, tags, referred_by, joined_at, at),
     )
     return cur.lastrowid
+
+
+def has_partner_rules(db: Database, program: str | None = None) -> bool:
+    """Whether any version of the program (of any program) has a partner earn rule; if not,
+    every purchase recorded under it is a spend purchase."""
+    sql, params = "SELECT definition FROM program_versions", ()
+    if program:
+        sql, params = sql + " WHERE program_code = ?", (program,)
+    return any(spec.get("rule") == "partner"
+               for (definition,) in db.all(sql, params) for spec in json.loads(definition).get("earn") or [])
 
 
 # --- entries, lots, moves -------------------------------------------------------
