@@ -60,6 +60,26 @@ def test_tiers_share_averages_and_near_next_with_ties_at_thresholds(cafe):
     assert late["Silver"]["avg_qualifying"] == "0.00"
 
 
+def test_tiers_spend_basis_counts_own_purchases_net_of_refunds_not_partner_ones(cli, tmp_path):
+    # The same purchases under a spend-tier program without and with a partner rule: partner
+    # purchases never qualify for spend tiers; refunds count against their purchase.
+    base = (PROGRAMS / "coffee.yaml").read_text()
+    partner = base.replace("  - rule: spend\n    points_per_unit: 1\n",
+                           "  - rule: spend\n    points_per_unit: 1\n"
+                           "  - rule: partner\n    partner: bakery\n    points_per_unit: 1\n")
+    (tmp_path / "mall.yaml").write_text(partner.replace("code: coffee", "code: mall"))
+    cli("program", "apply", str(PROGRAMS / "coffee.yaml"), str(tmp_path / "mall.yaml"))
+    for code in ("coffee", "mall"):
+        enroll(cli, "A", program=code)
+        cli("earn", "A", "-p", code, "--amount", "300", "--txn", f"{code}-1", "--at", "2026-02-01")
+        cli("earn", "A", "-p", code, "--amount", "180", "--txn", f"{code}-2", "--at", "2026-02-02")
+        cli("refund", f"{code}-2", "--amount", "30", "--txn", f"{code}-r", "--at", "2026-02-03")
+    cli("earn", "A", "-p", "mall", "--amount", "400", "--partner", "bakery", "--at", "2026-02-04")
+    for code in ("coffee", "mall"):
+        bronze = by(cli.json("report", "tiers", "--program", code, "--as-of", "2026-03-01"), "tier")["Bronze"]
+        assert (bronze["members"], bronze["avg_qualifying"], bronze["near_next"]) == (1, "450.00", 1), code
+
+
 def test_tiers_points_basis_and_chart(cli):
     cli("program", "apply", str(PROGRAMS / "travel.yaml"))  # points basis: Silver at 5000 points
     enroll(cli, "T1", program="travel")
