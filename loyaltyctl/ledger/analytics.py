@@ -176,7 +176,7 @@ def _qualifying_rows(basis: str, scope: str, spend_only: bool) -> str:
     window = f"p.kind = 'earn' AND {kinds} AND p.effective_at > :start AND p.effective_at <= :t {scope}"
     if spend_only:
         entries = f"""SELECT p.enrollment_id AS eid, SUM(p.amount_e4) AS v FROM entries p INDEXED BY entries_purchases
-            WHERE {PURCHASE.replace("kind", "p.kind").replace("amount_e4", "p.amount_e4")}
+            WHERE p.kind = 'earn' AND p.amount_e4 IS NOT NULL
               AND p.effective_at > :start AND p.effective_at <= :t {scope}
             GROUP BY p.enrollment_id"""
     else:

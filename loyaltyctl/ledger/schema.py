@@ -153,7 +153,7 @@ V_ANALYTICS = [
 
 # Purchase rhythm (report at-risk): each purchase's gap in seconds to the enrollment's previous
 # purchase, in (effective_at, id) order; the first purchase has none. A derived cache like
-# lots.remaining, kept by a trigger on every purchase written (so both import paths and the
+# lots.remaining, kept by triggers on every purchase written (so both import paths and the
 # service keep it alike) and checked by `verify` against the ledger (PURCHASE_GAPS). A back-dated
 # purchase also shortens the gap of the purchase after it, so it cannot be a column of entries.
 # Keyed by gap, each enrollment's gaps are in order: medians and counts below a threshold are
