@@ -77,12 +77,17 @@ class Definition:
         return next((lv for lv in self.levels if lv.name == name), None)
 
     def level_for(self, total: Decimal) -> Level:
+        """The highest level whose threshold is at most `total` (the first level below 0)."""
+        if not self.levels:
+            raise ValueError(f"program {self.code!r} has no tiers")
         reached = [lv for lv in self.levels if lv.threshold <= total]
         return reached[-1] if reached else self.levels[0]
 
     def next_level(self, level: Level | None) -> Level | None:
-        index = level.index + 1 if level else 0
-        return self.levels[index] if index < len(self.levels) else None
+        """The level above `level` (None at the top, or for no level)."""
+        if level is None or level.index + 1 >= len(self.levels):
+            return None
+        return self.levels[level.index + 1]
 
     def multiplier(self, tier: str | None) -> Decimal:
         level = self.level(tier)

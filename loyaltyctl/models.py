@@ -81,9 +81,6 @@ class SpendRule(Model):
     when: Optional[Condition] = None
     tier_multiplier: StrictBool = True
 
-    def matches(self, tags: set[str] | frozenset[str]) -> bool:
-        return self.when is None or self.when.tag in tags
-
 
 class EventRule(Model):
     rule: Literal["event"]
@@ -138,9 +135,6 @@ class TierLevel(Model):
     perks: list[Name] = []
 
 
-Level = TierLevel  # the older name
-
-
 class Review(Model):
     grace_days: GraceDays = 0
 
@@ -175,47 +169,6 @@ class Program(Model):
         for where, message in problems(self):
             raise fail(message, *where)
         return self
-
-    # --- look-ups ------------------------------------------------------------------
-
-    def _first(self, kind: type, match) -> tuple[int, Any] | None:
-        return next(((i, r) for i, r in enumerate(self.earn) if isinstance(r, kind) and match(r)), None)
-
-    def spend_rule(self, tags: set[str] | frozenset[str] = frozenset()) -> tuple[int, SpendRule] | None:
-        """The first spend rule, in file order, whose condition the member's tags meet."""
-        return self._first(SpendRule, lambda r: r.matches(tags))
-
-    def partner_rule(self, partner: str) -> tuple[int, PartnerRule] | None:
-        return self._first(PartnerRule, lambda r: r.partner == partner)
-
-    def event_rule(self, event: str) -> tuple[int, EventRule] | None:
-        return self._first(EventRule, lambda r: r.event == event)
-
-    def referral_rule(self) -> tuple[int, ReferralRule] | None:
-        return self._first(ReferralRule, lambda r: True)
-
-    def reward(self, code: str) -> Reward | None:
-        return next((r for r in self.rewards if r.code == code), None)
-
-    def level(self, name: str | None) -> TierLevel | None:
-        levels = self.tiers.levels if self.tiers else []
-        return next((lv for lv in levels if lv.name == name), None)
-
-    def level_for(self, total: Decimal) -> TierLevel:
-        """The highest level whose threshold is at most `total` (the first level below 0)."""
-        if not self.tiers:
-            raise ValueError(f"program {self.code!r} has no tiers")
-        reached = [lv for lv in self.tiers.levels if lv.threshold <= total]
-        return reached[-1] if reached else self.tiers.levels[0]
-
-    def next_level(self, name: str | None) -> TierLevel | None:
-        """The level above `name` (None at the top, or for an unknown name or no tiers)."""
-        levels = self.tiers.levels if self.tiers else []
-        names = [lv.name for lv in levels]
-        if name not in names:
-            return None
-        index = names.index(name) + 1
-        return levels[index] if index < len(levels) else None
 
 
 def problems(program: Program) -> list[tuple[tuple, str]]:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from conftest import PROGRAMS
+from loyaltyctl.definition import Definition
 from loyaltyctl.errors import ProgramError
 from loyaltyctl.models import EventRule, PartnerRule, ReferralRule, SpendRule
 from loyaltyctl.programs import MAX_BYTES, from_json, load_paths, load_program, to_canonical_json
@@ -61,6 +62,11 @@ def with_rules(rules: str = RULES) -> str:
     return BASE.replace("    points_per_unit: 1\n", "    points_per_unit: 1\n" + rules, 1)
 
 
+def view(program) -> Definition:
+    """The program as everyday commands read it: its stored canonical JSON through Definition."""
+    return Definition(json.loads(to_canonical_json(program)), 1, 1)
+
+
 def write(tmp_path, text, name="p.yaml"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -88,18 +94,18 @@ def test_every_example_loads():
     assert coffee.expiry.after_days == 365 and coffee.point_value == Decimal("0.01")
     assert {r.code: r.points for r in coffee.rewards} == {"free_coffee": 150, "five_off": 500}
     assert programs["books"].tiers is None and programs["books"].expiry.after_days == 730
-    cashback = programs["cashback"]
-    assert cashback.expiry is None
-    assert cashback.spend_rule({"card_member"})[1].points_per_unit == 5
-    assert cashback.spend_rule(set())[1].points_per_unit == 2
-    assert cashback.reward("credit_5").points == 500
-    engage = programs["engage"]
-    assert engage.event_rule("email_signup")[1].once and engage.event_rule("review")[1].limit.count == 3
-    assert engage.referral_rule()[1].referrer_points == 200 and engage.referral_rule()[1].referee_points == 100
-    travel = programs["travel"]
-    assert travel.tiers.basis == "points" and travel.expiry.after_days == 540
-    assert travel.partner_rule("car_rental")[1].points_per_unit == Decimal("1.5")
-    assert travel.partner_rule("car_rental")[1].tier_multiplier is False
+    assert programs["cashback"].expiry is None
+    cashback = view(programs["cashback"])
+    assert Decimal(cashback.spend_rule({"card_member"})[1]["points_per_unit"]) == 5
+    assert Decimal(cashback.spend_rule(set())[1]["points_per_unit"]) == 2
+    assert cashback.rewards["credit_5"]["points"] == 500
+    engage = view(programs["engage"])
+    assert engage.event_rule("email_signup")[1]["once"] and engage.event_rule("review")[1]["limit"]["count"] == 3
+    assert engage.referral_rule()[1]["referrer_points"] == 200 and engage.referral_rule()[1]["referee_points"] == 100
+    assert programs["travel"].tiers.basis == "points" and programs["travel"].expiry.after_days == 540
+    travel = view(programs["travel"])
+    assert Decimal(travel.partner_rule("car_rental")[1]["points_per_unit"]) == Decimal("1.5")
+    assert travel.partner_rule("car_rental")[1]["tier_multiplier"] is False
     assert programs["club"].earn == [] and programs["club"].rewards == []
 
 
@@ -378,40 +384,40 @@ SPEND = """\
 
 def test_spend_rule_is_the_first_match_in_file_order(tmp_path):
     # BASE's unconditional rule comes first, so it wins for everyone
-    p = load_program(write(tmp_path, with_rules(SPEND)))
+    p = view(load_program(write(tmp_path, with_rules(SPEND))))
     assert p.spend_rule({"card_member"}) == (0, p.earn[0])
     # with the conditional rules first, the first one that matches wins; the catch-all last
     text = BASE.replace("  - rule: spend\n    points_per_unit: 1\n", SPEND + "  - rule: spend\n    points_per_unit: 1\n")
-    p = load_program(write(tmp_path, text))
+    p = view(load_program(write(tmp_path, text)))
     assert p.spend_rule({"card_member"}) == (0, p.earn[0])
     assert p.spend_rule({"student", "card_member"}) == (0, p.earn[0])
     assert p.spend_rule({"student"}) == (1, p.earn[1])
-    assert p.spend_rule(set())[0] == 3 and p.spend_rule({"other"})[1].points_per_unit == 1
+    assert p.spend_rule(set())[0] == 3 and Decimal(p.spend_rule({"other"})[1]["points_per_unit"]) == 1
     # without a catch-all, a member without the tag earns nothing from spend
-    p = load_program(write(tmp_path, BASE.replace("  - rule: spend\n    points_per_unit: 1\n", SPEND)))
+    p = view(load_program(write(tmp_path, BASE.replace("  - rule: spend\n    points_per_unit: 1\n", SPEND))))
     assert p.spend_rule(set()) is None
 
 
 def test_rule_lookups(tmp_path):
-    p = load_program(write(tmp_path, with_rules()))
+    p = view(load_program(write(tmp_path, with_rules())))
     assert p.event_rule("review") == (2, p.earn[2]) and p.event_rule("nope") is None
     assert p.referral_rule() == (3, p.earn[3])
     assert p.partner_rule("hotel") == (4, p.earn[4]) and p.partner_rule("airline") is None
-    assert p.reward("five_off").points == 500 and p.reward("nope") is None
-    plain = load_program(write(tmp_path, BASE))
+    assert p.rewards["five_off"]["points"] == 500 and p.rewards.get("nope") is None
+    plain = view(load_program(write(tmp_path, BASE)))
     assert plain.referral_rule() is None and plain.event_rule("review") is None
 
 
 def test_levels(tmp_path):
-    p = load_program(write(tmp_path, BASE))
+    p = view(load_program(write(tmp_path, BASE)))
     names = lambda total: p.level_for(Decimal(total)).name  # noqa: E731
     assert [names(t) for t in ("0", "499.99", "500", "500.01", "1499", "1500", "99999")] == [
         "Bronze", "Bronze", "Silver", "Silver", "Silver", "Gold", "Gold"]
     assert names("-5") == "Bronze"
     assert p.level("Silver").multiplier == Decimal("1.1") and p.level("Platinum") is None
-    assert p.next_level("Bronze").name == "Silver" and p.next_level("Silver").name == "Gold"
-    assert p.next_level("Gold") is None and p.next_level("Platinum") is None
-    untiered = load_program(write(tmp_path, BASE.split("tiers:")[0]))
-    assert untiered.level("Bronze") is None and untiered.next_level("Bronze") is None
+    assert p.next_level(p.level("Bronze")).name == "Silver" and p.next_level(p.level("Silver")).name == "Gold"
+    assert p.next_level(p.level("Gold")) is None and p.next_level(p.level("Platinum")) is None
+    untiered = view(load_program(write(tmp_path, BASE.split("tiers:")[0])))
+    assert untiered.level("Bronze") is None and untiered.next_level(untiered.level("Bronze")) is None
     with pytest.raises(ValueError):
         untiered.level_for(Decimal(1))
