@@ -382,10 +382,8 @@ def lot_expiry_recorded(db: Database, lot_id: int) -> bool:
     ) is not None
 
 
-def balances_at(db: Database, t: str, program: str | None = None, tier: str | None = None,
-                top: int | None = None) -> list:
-    """Every enrollment with its balance and tier as they stood at t, in one query
-    (or only the `top` largest balances)."""
+def balances_at(db: Database, t: str, program: str | None = None, tier: str | None = None) -> list:
+    """Every enrollment with its balance and tier as they stood at t, in one query."""
     sql = f"""
         WITH lot_at AS (
             SELECT l.enrollment_id AS eid, l.points + COALESCE(SUM(m.points), 0) AS rem
@@ -418,9 +416,6 @@ def balances_at(db: Database, t: str, program: str | None = None, tier: str | No
     if tier:
         sql += " AND ta.tier = :tier"
         params["tier"] = tier
-    if top is not None:
-        params["top"] = top
-        return db.all(sql + " ORDER BY balance DESC, e.member_id, e.program_code LIMIT :top", params)
     return db.all(sql + " ORDER BY e.member_id, e.program_code", params)
 
 
