@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -13,8 +14,22 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _AMOUNT = re.compile(r"^\d+(\.\d+)?$")
 
 
+CLOCK_ENV = "LOYALTYCTL_NOW"  # pins "now" (tests, reproducible demos); read only here
+
+
 def now() -> datetime:
+    """The current moment in UTC, to the second; LOYALTYCTL_NOW (ISO-8601) pins it."""
+    pinned = os.environ.get(CLOCK_ENV)
+    if pinned:
+        return _pinned(pinned)
     return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _pinned(text: str) -> datetime:
+    try:
+        return parse_ts(text, CLOCK_ENV)
+    except InputError:
+        raise InputError(f"{CLOCK_ENV}: {text!r} is not an ISO-8601 timestamp (e.g. 2026-11-23T09:30:00Z)") from None
 
 
 def parse_ts(value: str, field: str = "timestamp") -> datetime:

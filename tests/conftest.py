@@ -1,13 +1,40 @@
-"""Shared fixtures: every test gets its own database through LOYALTYCTL_DB."""
+"""Shared fixtures: every test gets its own database, a pinned clock and an environment
+that nothing of the user's (LOYALTYCTL_*, HOME, XDG_CONFIG_HOME) can leak into."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
+# "Now" for the whole run: LOYALTYCTL_TEST_NOW picks another moment (CI runs the suite under
+# two), so no test depends on the wall clock. Read before the user's LOYALTYCTL_* are cleared.
+NOW = os.environ.get("LOYALTYCTL_TEST_NOW") or "2026-12-01T12:00:00Z"
+for _name in [k for k in os.environ if k.startswith("LOYALTYCTL_") or k == "_LOYALTYCTL_COMPLETE"]:
+    del os.environ[_name]
+_HOME = tempfile.mkdtemp(prefix="loyaltyctl-test-home-")
+os.environ.update(LOYALTYCTL_NOW=NOW, HOME=_HOME, XDG_CONFIG_HOME=os.path.join(_HOME, ".config"))
+
+
+def ago(days: int) -> str:
+    """The pinned "now" less `days` days, in the stored form (for data that must be recent)."""
+    from datetime import datetime, timedelta
+
+    moment = datetime.fromisoformat(NOW.replace("Z", "+00:00")) - timedelta(days=days)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a loyaltyctl subprocess: the test run's (pinned clock, isolated
+    HOME) without NO_COLOR, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update(extra)
+    return env
 
 from loyaltyctl.cli import app
 
@@ -62,9 +89,18 @@ class Cli:
             conn.close()
 
 
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch):
+    """Undo whatever a test set in the environment: back to the pinned clock and clean HOME."""
+    for name in [k for k in os.environ if k.startswith("LOYALTYCTL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LOYALTYCTL_NOW", NOW)
+    monkeypatch.setenv("HOME", _HOME)
+    monkeypatch.setenv("XDG_CONFIG_HOME", os.path.join(_HOME, ".config"))
+
+
 @pytest.fixture
 def cli(tmp_path, monkeypatch) -> Cli:
-    monkeypatch.delenv("LOYALTYCTL_DB", raising=False)
     monkeypatch.chdir(tmp_path)
     c = Cli(tmp_path / "test.db")
     c("init")

@@ -17,7 +17,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from conftest import PROGRAMS, Cli
+from conftest import PROGRAMS, Cli, clean_env
 from loyaltyctl.cli import app
 
 BIN = Path(sys.executable).parent
@@ -38,7 +38,7 @@ def leaves(cmd=None, path=()):
 
 
 def env_without_config(tmp_path: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTYCTL_") and k != "NO_COLOR"}
+    env = clean_env()  # the pinned clock, no NO_COLOR, no user configuration
     env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path), **extra)
     return env
 
@@ -404,7 +404,7 @@ def test_json_output_agrees_with_csv_output(twins, name):
 
 def _unstamped(dump: str) -> str:
     import re
-    from datetime import datetime, timezone
 
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    return re.sub(today + r"T\d\d:\d\d:\d\dZ", "<now>", dump)
+    from conftest import NOW
+
+    return re.sub(NOW[:10] + r"T\d\d:\d\d:\d\dZ", "<now>", dump)

@@ -272,5 +272,5 @@ def test_output_formats(coffee):
     assert "M1" in table
     csv_out = coffee("member", "list", "--format", "csv").stdout.splitlines()
     assert csv_out[0].startswith("member_id,") and csv_out[1].startswith("M1,")
-    hist = coffee.json("history", "M1")
+    hist = coffee.json("history", "M1", "--as-of", "2026-06-01")
     assert [h["kind"] for h in hist] == ["tier", "earn"]

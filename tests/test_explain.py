@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import PROGRAMS
+from conftest import PROGRAMS, ago
 
 
 def enroll(cli, member, program, *extra, at="2026-01-01T09:00:00Z"):
@@ -171,14 +171,15 @@ def test_plan_threshold_change_counts_tier_moves(coffee, tmp_path):
 
 
 def test_import_dry_run_shows_balances_and_tier_moves_and_writes_nothing(coffee, tmp_path):
-    enroll(coffee, "M1", "coffee")
-    enroll(coffee, "M2", "coffee")
-    coffee("earn", "M2", "--amount", "100", "--at", "2026-01-02")
+    # The effects are balances and tiers now, so the data is recent (its points not yet expired).
+    enroll(coffee, "M1", "coffee", at=ago(30))
+    enroll(coffee, "M2", "coffee", at=ago(30))
+    coffee("earn", "M2", "--amount", "100", "--at", ago(20))
     data = tmp_path / "day.csv"
     data.write_text("txn_id,member_id,kind,occurred_at,amount,points\n"
-                    "D1,M1,purchase,2026-01-03T10:00:00Z,520,\n"
-                    "D2,M2,redeem,2026-01-03T11:00:00Z,,40\n"
-                    "D3,M2,redeem,2026-01-03T12:00:00Z,,999\n")
+                    f"D1,M1,purchase,{ago(10)},520,\n"
+                    f"D2,M2,redeem,{ago(9)},,40\n"
+                    f"D3,M2,redeem,{ago(8)},,999\n")
     before = coffee.dump()
     result = coffee("import", "transactions", str(data), "--dry-run", "--format", "json", ok=False)
     assert result.exit_code == 1  # one row would be rejected

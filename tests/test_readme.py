@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
+from conftest import clean_env
 from loyaltyctl.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,7 @@ def demo_db(tmp_path_factory) -> Path:
 def test_readme_example_runs(block, demo_db, tmp_path):
     shutil.copy(demo_db, tmp_path / "loyalty.db")
     (tmp_path / "programs").symlink_to(ROOT / "loyaltyctl" / "programs")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTYCTL_") and k != "NO_COLOR"}
+    env = clean_env()  # the pinned clock, no NO_COLOR, no user configuration
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", HOME=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path / "xdg"))
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,

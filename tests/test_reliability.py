@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROGRAMS, Cli
+from conftest import PROGRAMS, Cli, ago
 
 WORKER = Path(__file__).resolve().parent / "fixtures" / "worker.py"
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,12 +62,12 @@ MEMBERS = [f"M{i}" for i in range(5)]
 @pytest.mark.slow
 def test_eight_concurrent_operators_never_lock_overdraw_or_lose_points(coffee, tmp_path):
     for m in MEMBERS:
-        coffee("member", "enroll", m, "-p", "coffee", "--at", "2025-01-01T00:00:00Z")
-        # an old lot past its expiry (for the expire job to record meanwhile) and a live one
-        coffee("earn", m, "--amount", "300", "--txn", f"old-{m}", "--at", "2025-06-01T00:00:00Z")
-        coffee("earn", m, "--amount", "100", "--txn", f"live-{m}", "--at", "2026-10-01T00:00:00Z")
+        coffee("member", "enroll", m, "-p", "coffee", "--at", ago(700))
+        # an old lot past its expiry (365 days; for the expire job to record meanwhile) and a live one
+        coffee("earn", m, "--amount", "300", "--txn", f"old-{m}", "--at", ago(500))
+        coffee("earn", m, "--amount", "100", "--txn", f"live-{m}", "--at", ago(60))
     start = {r["member_id"]: r["balance"] for r in coffee.json("member", "list", "-p", "coffee")}
-    assert start == dict.fromkeys(MEMBERS, 100)  # the 300 expired on 2026-06-01, whether or not `expire` ran
+    assert start == dict.fromkeys(MEMBERS, 100)  # the 300 expired 135 days ago, whether or not `expire` ran
 
     procs, outs = [], []
     for w in range(8):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Iterator
 
+from ..values import fmt_ts, now
 from .db import Database
 
 DEFAULT_AUTOCHECKPOINT = 1000  # SQLite's default, in pages
@@ -32,7 +32,7 @@ def bulk_session(db: Database, cache_mib: int, checkpoint_pages: int) -> Iterato
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return fmt_ts(now())
 
 
 def unfinished_checkpoint(db: Database, key: str) -> dict | None:
