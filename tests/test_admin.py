@@ -268,8 +268,8 @@ def _user_version(path: Path) -> int:
 
 
 def test_v1_fixture_migrates_and_keeps_its_data(tmp_path):
-    from loyaltyctl.ledger.db import SCHEMA_VERSION
-    from loyaltyctl.ledger.schema import MIGRATIONS
+    from loyaltyctl.store.connection import SCHEMA_VERSION
+    from loyaltyctl.store.migrations import MIGRATIONS
 
     assert SCHEMA_VERSION >= 2 and SCHEMA_VERSION == len(MIGRATIONS)
     old = _v1_copy(tmp_path)
@@ -293,7 +293,7 @@ def test_v1_fixture_migrates_and_keeps_its_data(tmp_path):
 
 
 def test_a_failing_migration_leaves_the_old_version_untouched(tmp_path, monkeypatch):
-    from loyaltyctl.ledger import db as dbmod
+    from loyaltyctl.store import connection as dbmod
 
     old = _v1_copy(tmp_path)
     before = old.dump()

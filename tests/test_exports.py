@@ -92,7 +92,7 @@ def test_ledger_points_sum_to_the_balance(coffee, tmp_path):
 
 
 def test_tab_and_carriage_return_cells_are_neutralised_numbers_are_not():
-    from loyaltyctl import exports
+    from loyaltyctl.app import exports
 
     out = io.StringIO()
     exports.write(["a", "b", "c", "d", "e"], [{"a": "\tx", "b": "\ry", "c": "-60", "d": "+1.5", "e": "-"}], "csv", out)

@@ -509,8 +509,8 @@ def _apply_single(db, row: dict) -> None:
     """What an operator typing one command per row would do (the CLI's service calls)."""
     from decimal import Decimal
 
-    from loyaltyctl import service
-    from loyaltyctl.values import parse_amount, parse_points
+    from loyaltyctl.app import ledger as service
+    from loyaltyctl.core.values import parse_amount, parse_points
 
     kind, member, txn, at = row["kind"], row["member_id"], row["txn_id"], row["occurred_at"]
     if kind == "purchase" and not member:
@@ -534,9 +534,9 @@ def _apply_single(db, row: dict) -> None:
 def test_batch_import_gives_exactly_the_ledger_of_single_commands(tmp_path, seed, monkeypatch):
     from decimal import InvalidOperation
 
-    from loyaltyctl import imports
+    from loyaltyctl.app import batch as imports
     from loyaltyctl.errors import LoyaltyError
-    from loyaltyctl.ledger.db import open_db
+    from loyaltyctl.store.connection import open_db
 
     monkeypatch.setattr(imports, "BATCH", 7)  # many batch boundaries
     rows = _random_rows(random.Random(seed), 400)
@@ -550,9 +550,10 @@ def test_batch_import_gives_exactly_the_ledger_of_single_commands(tmp_path, seed
     dbs = []
     for name in ("batch.db", "single.db"):
         db = open_db(str(tmp_path / name), create=True)
-        from loyaltyctl import service
+        from loyaltyctl.app import ledger as service
+        from loyaltyctl.app import programs
 
-        service.apply_programs(db, [str(PROGRAMS / "coffee.yaml")])
+        programs.apply(db, [str(PROGRAMS / "coffee.yaml")])
         for i in range(6):
             service.enroll(db, f"D{i}", "coffee", at="2026-01-01T00:00:00Z")
         dbs.append(db)

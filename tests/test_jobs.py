@@ -163,9 +163,9 @@ def test_one_run_over_several_programs_records_each_programs_current_version(cof
 def test_a_failed_expire_writes_nothing_and_leaves_foreign_key_checks_on(coffee, monkeypatch):
     # The job's transaction skips SQLite's per-row foreign key lookups; whatever happens,
     # the connection checks them again afterwards.
-    from loyaltyctl import jobs
-    from loyaltyctl.ledger import jobs as job_sql
-    from loyaltyctl.ledger.db import open_db
+    from loyaltyctl.app import jobs
+    from loyaltyctl.store import jobs as job_sql
+    from loyaltyctl.store.connection import open_db
 
     def boom(*args):
         raise RuntimeError("disk on fire")
@@ -451,8 +451,8 @@ def test_report_expiring(coffee):
 def test_two_expire_processes_started_together_expire_each_lot_once(tmp_path):
     from decimal import Decimal
 
-    from loyaltyctl import service
-    from loyaltyctl.ledger.db import open_db
+    from loyaltyctl.app import ledger as service
+    from loyaltyctl.store.connection import open_db
 
     c = Cli(tmp_path / "race.db")
     c("init")

@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 
 from conftest import PROGRAMS
-from loyaltyctl.definition import Definition
+from loyaltyctl.core.program import Program as View
 from loyaltyctl.errors import ProgramError
-from loyaltyctl.models import EventRule, PartnerRule, ReferralRule, SpendRule
-from loyaltyctl.programs import MAX_BYTES, from_json, load_paths, load_program, to_canonical_json
+from loyaltyctl.core.schema import EventRule, PartnerRule, ReferralRule, SpendRule
+from loyaltyctl.io.programs import MAX_BYTES, from_json, load_paths, load_program, to_canonical_json
 
 BASE = """\
 code: shop
@@ -62,9 +62,14 @@ def with_rules(rules: str = RULES) -> str:
     return BASE.replace("    points_per_unit: 1\n", "    points_per_unit: 1\n" + rules, 1)
 
 
-def view(program) -> Definition:
-    """The program as everyday commands read it: its stored canonical JSON through Definition."""
-    return Definition(json.loads(to_canonical_json(program)), 1, 1)
+def pair(rule):
+    """A rule the view found, as (its index in `earn`, its fields)."""
+    return None if rule is None else (rule.index, rule.spec)
+
+
+def view(program) -> View:
+    """The program as everyday commands read it: its stored canonical JSON through the runtime view."""
+    return View(json.loads(to_canonical_json(program)), 1, 1)
 
 
 def write(tmp_path, text, name="p.yaml"):
@@ -96,16 +101,16 @@ def test_every_example_loads():
     assert programs["books"].tiers is None and programs["books"].expiry.after_days == 730
     assert programs["cashback"].expiry is None
     cashback = view(programs["cashback"])
-    assert Decimal(cashback.spend_rule({"card_member"})[1]["points_per_unit"]) == 5
-    assert Decimal(cashback.spend_rule(set())[1]["points_per_unit"]) == 2
+    assert Decimal(cashback.spend_rule({"card_member"}).spec["points_per_unit"]) == 5
+    assert Decimal(cashback.spend_rule(set()).spec["points_per_unit"]) == 2
     assert cashback.rewards["credit_5"]["points"] == 500
     engage = view(programs["engage"])
-    assert engage.event_rule("email_signup")[1]["once"] and engage.event_rule("review")[1]["limit"]["count"] == 3
-    assert engage.referral_rule()[1]["referrer_points"] == 200 and engage.referral_rule()[1]["referee_points"] == 100
+    assert engage.event_rule("email_signup").spec["once"] and engage.event_rule("review").spec["limit"]["count"] == 3
+    assert engage.referral_rule().spec["referrer_points"] == 200 and engage.referral_rule().spec["referee_points"] == 100
     assert programs["travel"].tiers.basis == "points" and programs["travel"].expiry.after_days == 540
     travel = view(programs["travel"])
-    assert Decimal(travel.partner_rule("car_rental")[1]["points_per_unit"]) == Decimal("1.5")
-    assert travel.partner_rule("car_rental")[1]["tier_multiplier"] is False
+    assert Decimal(travel.partner_rule("car_rental").spec["points_per_unit"]) == Decimal("1.5")
+    assert travel.partner_rule("car_rental").spec["tier_multiplier"] is False
     assert programs["club"].earn == [] and programs["club"].rewards == []
 
 
@@ -385,14 +390,14 @@ SPEND = """\
 def test_spend_rule_is_the_first_match_in_file_order(tmp_path):
     # BASE's unconditional rule comes first, so it wins for everyone
     p = view(load_program(write(tmp_path, with_rules(SPEND))))
-    assert p.spend_rule({"card_member"}) == (0, p.earn[0])
+    assert pair(p.spend_rule({"card_member"})) == (0, p.earn[0])
     # with the conditional rules first, the first one that matches wins; the catch-all last
     text = BASE.replace("  - rule: spend\n    points_per_unit: 1\n", SPEND + "  - rule: spend\n    points_per_unit: 1\n")
     p = view(load_program(write(tmp_path, text)))
-    assert p.spend_rule({"card_member"}) == (0, p.earn[0])
-    assert p.spend_rule({"student", "card_member"}) == (0, p.earn[0])
-    assert p.spend_rule({"student"}) == (1, p.earn[1])
-    assert p.spend_rule(set())[0] == 3 and Decimal(p.spend_rule({"other"})[1]["points_per_unit"]) == 1
+    assert pair(p.spend_rule({"card_member"})) == (0, p.earn[0])
+    assert pair(p.spend_rule({"student", "card_member"})) == (0, p.earn[0])
+    assert pair(p.spend_rule({"student"})) == (1, p.earn[1])
+    assert p.spend_rule(set()).index == 3 and Decimal(p.spend_rule({"other"}).spec["points_per_unit"]) == 1
     # without a catch-all, a member without the tag earns nothing from spend
     p = view(load_program(write(tmp_path, BASE.replace("  - rule: spend\n    points_per_unit: 1\n", SPEND))))
     assert p.spend_rule(set()) is None
@@ -400,9 +405,9 @@ def test_spend_rule_is_the_first_match_in_file_order(tmp_path):
 
 def test_rule_lookups(tmp_path):
     p = view(load_program(write(tmp_path, with_rules())))
-    assert p.event_rule("review") == (2, p.earn[2]) and p.event_rule("nope") is None
-    assert p.referral_rule() == (3, p.earn[3])
-    assert p.partner_rule("hotel") == (4, p.earn[4]) and p.partner_rule("airline") is None
+    assert pair(p.event_rule("review")) == (2, p.earn[2]) and p.event_rule("nope") is None
+    assert pair(p.referral_rule()) == (3, p.earn[3])
+    assert pair(p.partner_rule("hotel")) == (4, p.earn[4]) and p.partner_rule("airline") is None
     assert p.rewards["five_off"]["points"] == 500 and p.rewards.get("nope") is None
     plain = view(load_program(write(tmp_path, BASE)))
     assert plain.referral_rule() is None and plain.event_rule("review") is None

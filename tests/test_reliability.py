@@ -23,8 +23,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def _verify(path: Path) -> dict:
-    from loyaltyctl import maintenance
-    from loyaltyctl.ledger.db import open_db
+    from loyaltyctl.app import admin as maintenance
+    from loyaltyctl.store.connection import open_db
 
     db = open_db(str(path))
     try:

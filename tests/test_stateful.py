@@ -21,10 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from loyaltyctl import imports, jobs, maintenance, service
+from loyaltyctl.app import admin as maintenance
+from loyaltyctl.app import batch as imports
+from loyaltyctl.app import jobs
+from loyaltyctl.app import ledger as service
+from loyaltyctl.app import programs
 from loyaltyctl.errors import Conflict
-from loyaltyctl.ledger import store
-from loyaltyctl.ledger.db import open_db
+from loyaltyctl.store import members as store
+from loyaltyctl.store import readers
+from loyaltyctl.store.connection import open_db
 
 PROGRAM = """\
 code: sm
@@ -109,7 +114,7 @@ class Ledger:
         self.db = open_db(self.path, create=True)
         prog = Path(self.dir.name) / "sm.yaml"
         prog.write_text(PROGRAM)
-        service.apply_programs(self.db, [str(prog)])
+        programs.apply(self.db, [str(prog)])
 
     def close(self):
         self.db.close()
@@ -121,15 +126,16 @@ def check_ledger(db, model: dict[str, Member], t: datetime) -> None:
     assert report["ok"], report["violations"][:3]
     for member_id, m in model.items():
         enr = store.enrollment(db, member_id, "sm")
-        assert store.balance_at(db, enr["id"], ts(t)) == m.balance(t), member_id
+        assert store.balance_at(db, enr.id, ts(t)) == m.balance(t), member_id
         # the cached total is the sum of the entries: it still holds remainders of lots past
         # expiry until the expire job records them, and equals the balance once it has
         pending = sum(lot.remaining for lot in m.lots if lot.expires <= t and not lot.recorded)
-        ledger_sum = db.scalar("SELECT COALESCE(SUM(points), 0) FROM entries WHERE enrollment_id = ?", (enr["id"],))
-        assert enr["points_total"] == ledger_sum == m.balance(t) + pending
-        assert enr["uncovered"] == m.debt
+        ledger_sum = db.scalar("SELECT COALESCE(SUM(points), 0) FROM entries WHERE enrollment_id = ?", (enr.id,))
+        points_total, uncovered = store.cached_totals(db, enr.id)
+        assert points_total == ledger_sum == m.balance(t) + pending
+        assert uncovered == m.debt
         lots = db.all("""SELECT e.txn_id, l.points, l.remaining, l.expires_at FROM lots l
-                         JOIN entries e ON e.id = l.entry_id WHERE l.enrollment_id = ? ORDER BY l.id""", (enr["id"],))
+                         JOIN entries e ON e.id = l.entry_id WHERE l.enrollment_id = ? ORDER BY l.id""", (enr.id,))
         assert [tuple(r) for r in lots] == [(lot.txn, lot.points, lot.remaining, ts(lot.expires)) for lot in m.lots]
         assert all(0 <= r[2] <= r[1] for r in lots)
 
@@ -174,13 +180,13 @@ class LedgerMachine(RuleBasedStateMachine):
         member = data.draw(st.sampled_from(sorted(self.model)))
         txn = self.txn()
         r = service.earn(self.db, member, program_code="sm", amount=amount, txn=txn, at=ts(self.t))
-        self._record_purchase(member, txn, amount, r["points"])
+        self._record_purchase(member, txn, amount, r.points)
 
     def _record_purchase(self, member: str, txn: str, amount: Decimal, points: int) -> None:
-        entry = store.entry_by_txn(self.db, txn)
-        mult = Decimal(entry["multiplier"])
+        entry = readers.entry_by_txn(self.db, txn)
+        mult = Decimal(entry.multiplier)
         assert mult in (1, 2)
-        assert points == entry["points"] == floor(amount * mult)  # 1 point per unit x tier multiplier, floored
+        assert points == entry.points == floor(amount * mult)  # 1 point per unit x tier multiplier, floored
         m = self.model[member]
         m.credit(txn, points, self.t)
         m.purchases[txn] = [amount, points, mult, Decimal(0), 0]
@@ -196,7 +202,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 service.redeem(self.db, member, program_code="sm", points=points, txn=txn, at=ts(self.t))
             return
         r = service.redeem(self.db, member, program_code="sm", points=points, txn=txn, at=ts(self.t))
-        assert r["points"] == -points  # (r["balance"] is as of now, when a debt may outlive expired lots)
+        assert r.points == -points  # (r["balance"] is as of now, when a debt may outlive expired lots)
         taken, rest = m.take(points, self.t)
         assert rest == 0
         m.redemptions[txn] = taken
@@ -221,7 +227,7 @@ class LedgerMachine(RuleBasedStateMachine):
         r = service.refund(self.db, ref, amount=refund, txn=self.txn(), at=ts(self.t))
         target = floor((amount - refunded - value) * mult)
         claw = max(0, points - clawed - target)
-        assert r["points"] == -claw
+        assert r.points == -claw
         own = next(lot for lot in m.lots if lot.txn == ref) if points > 0 else None
         _, rest = m.take(claw, self.t, first=own)
         m.debt -= rest
@@ -241,7 +247,7 @@ class LedgerMachine(RuleBasedStateMachine):
             if lot.expires > self.t:  # points of lots that expired meanwhile stay expired
                 lot.remaining += n
                 back += n
-        assert r["points"] == back
+        assert r.points == back
         m.redemptions[ref] = None
 
     @rule(data=st.data(), points=st.integers(-300, 300).filter(bool))
@@ -283,7 +289,7 @@ class LedgerMachine(RuleBasedStateMachine):
         summary = imports.import_transactions(self.db, str(path), program="sm")
         assert (summary.applied, summary.rejected) == (n, 0)
         for txn, member, amount in rows:
-            self._record_purchase(member, txn, amount, store.entry_by_txn(self.db, txn)["points"])
+            self._record_purchase(member, txn, amount, readers.entry_by_txn(self.db, txn).points)
         again = imports.import_transactions(self.db, str(path), program="sm")  # re-import credits nothing
         assert again.applied == 0 and again.rejected == 0
 
@@ -326,7 +332,7 @@ def test_random_sequences_keep_the_core_invariants(ops):
         for i, (op, v) in enumerate(ops):
             at = ts(t)
             enr = store.enrollment(db, "M", "sm")
-            before = store.balance_at(db, enr["id"], at)
+            before = store.balance_at(db, enr.id, at)
             if op == "earn":
                 service.earn(db, "M", amount=Decimal(v) / 100, txn=f"p{i}", at=at)
                 purchases.append(f"p{i}")
@@ -350,7 +356,7 @@ def test_random_sequences_keep_the_core_invariants(ops):
         jobs.expire(db, as_of=ts(t))
         enr = store.enrollment(db, "M", "sm")
         total = db.scalar("SELECT COALESCE(SUM(points), 0) FROM entries")
-        assert store.balance_at(db, enr["id"], ts(t)) == total == enr["points_total"]
+        assert store.balance_at(db, enr.id, ts(t)) == total == store.cached_totals(db, enr.id)[0]
         assert db.scalar("SELECT count(*) FROM entries WHERE kind = 'redeem' AND uncovered <> 0") == 0
         assert maintenance.verify(db)["ok"]
     finally:

@@ -33,16 +33,17 @@ def register(app: typer.Typer) -> None:
 
         Example: loyaltyctl --db demo.db demo
         """
-        from .. import demo as demo_data
-        from .. import render, reports
+        from .. import render
+        from ..app import demo as demo_data
+        from ..reports import points, tiers as tier_report
 
         database = db(ctx, create=True)
         result = demo_data.build(database)
         print(f"demo ledger {'built' if result['created'] else 'already present'} in {state(ctx).path}")
-        top = reports.balances(database, limit=15)
-        render.table(top["rows"], top["columns"], title="Top member balances", numeric=top["numeric"])
-        tiers = reports.tiers(database)
-        render.table(tiers["rows"], tiers["columns"], title="Tier summary", numeric=tiers["numeric"])
+        top = points.balances(database, limit=15)
+        render.table(top.rows, top.columns, title="Top member balances", numeric=top.numeric)
+        summary = tier_report.tiers(database)
+        render.table(summary.rows, summary.columns, title="Tier summary", numeric=summary.numeric)
 
 
 def register_maintenance(app: typer.Typer) -> None:
@@ -56,7 +57,8 @@ def register_maintenance(app: typer.Typer) -> None:
 
         Example: loyaltyctl verify --format json
         """
-        from .. import maintenance, render
+        from .. import render
+        from ..app import admin as maintenance
 
         result = maintenance.verify(db(ctx))
         if fmt is Format.json:
@@ -82,7 +84,7 @@ def register_maintenance(app: typer.Typer) -> None:
 
         Example: loyaltyctl backup /backups/loyalty-$(date +%F).db
         """
-        from .. import maintenance
+        from ..app import admin as maintenance
 
         r = maintenance.backup(db(ctx), dest, force=force)
         print(f"backed up to {r['backup']} ({r['entries']} entries, {r['members']} members), verified")
@@ -97,7 +99,7 @@ def register_maintenance(app: typer.Typer) -> None:
 
         Example: loyaltyctl restore /backups/loyalty-2026-11-22.db --force
         """
-        from .. import maintenance
+        from ..app import admin as maintenance
 
         r = maintenance.restore(src, state(ctx).path, force=force)
         print(f"restored {r['restored']} from {r['from']} ({r['entries']} entries, {r['members']} members)")

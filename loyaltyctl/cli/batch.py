@@ -96,7 +96,7 @@ def import_transactions(
 
     Example: loyaltyctl import transactions sales-2026-11-23.csv --rejects rejects.csv
     """
-    from .. import imports
+    from ..app import batch as imports
 
     with progress_bar(path) as progress:
         summary = imports.import_transactions(db(ctx), path, program=default_program(program),
@@ -120,7 +120,7 @@ def import_members(
 
     Example: loyaltyctl import members crm-export.csv
     """
-    from .. import imports
+    from ..app import batch as imports
 
     with progress_bar(path) as progress:
         summary = imports.import_members(db(ctx), path, all_or_nothing=all_or_nothing, dry_run=dry_run,
@@ -145,7 +145,7 @@ def import_nps(
 
     Example: loyaltyctl import nps survey-2026-11.csv --rejects rejects.csv
     """
-    from .. import imports
+    from ..app import batch as imports
 
     with progress_bar(path) as progress:
         summary = imports.import_nps(db(ctx), path, program=program, all_or_nothing=all_or_nothing,
@@ -167,7 +167,7 @@ def export(
 
     Example: loyaltyctl export ledger --program coffee --output ledger.csv
     """
-    from .. import exports
+    from ..app import exports
     from ..errors import InputError
 
     columns, rows = exports.rows(db(ctx), what, program, as_of)

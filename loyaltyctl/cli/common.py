@@ -40,7 +40,7 @@ def _complete(ctx, sql: str, incomplete: str, rewards: bool = False) -> list[str
         import os
         import sqlite3
 
-        from ..ledger.db import resolve_path
+        from ..store.connection import resolve_path
 
         path = resolve_path(ctx.find_root().params.get("db") if ctx is not None else None)
         if not os.path.exists(path):
@@ -104,7 +104,7 @@ class Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except LoyaltyError as exc:
-            print(f"Error: {exc.message}", file=sys.stderr)
+            print(f"Error: {exc.named(option_name)}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:
             message = _storage_error(exc)
@@ -112,6 +112,20 @@ class Group(TyperGroup):
                 raise  # a bug: keep the traceback
             print(f"Error: {message}", file=sys.stderr)
             raise typer.Exit(1) from None
+
+
+# Fields whose command-line spelling is not `--field-name`.
+_OPTION_NAMES = {"occurred_at": "--at", "joined_at": "--at", "answered_at": "--at", "txn_id": "--txn",
+                 "member_id": "MEMBER_ID", "ref_txn_id": "TXN_ID"}
+
+
+def option_name(field: str) -> str:
+    """The command line's name for an error's field (the core names fields as CSV columns)."""
+    if field in _OPTION_NAMES:
+        return _OPTION_NAMES[field]
+    if field.islower() and field.replace("_", "").isalnum():
+        return "--" + field.replace("_", "-")
+    return field
 
 
 _STORAGE = ("disk I/O error", "database or disk is full", "readonly database", "unable to open database file",
@@ -136,13 +150,13 @@ class State:
 
     @property
     def path(self) -> str:
-        from ..ledger.db import resolve_path
+        from ..store.connection import resolve_path
 
         return resolve_path(self.db_flag)
 
     def db(self, create: bool = False):
         if self._db is None:
-            from ..ledger.db import open_db
+            from ..store.connection import open_db
 
             self._db = open_db(self.path, create=create)
         return self._db

@@ -30,7 +30,8 @@ def expire(
 
     Example (cron, nightly): loyaltyctl expire --quiet
     """
-    from .. import jobs, render
+    from .. import render
+    from ..app import jobs
 
     result = jobs.expire(db(ctx), as_of, program, dry_run)
     if quiet and not dry_run:
@@ -64,7 +65,8 @@ def review(
 
     Example (cron, nightly): loyaltyctl tiers review --quiet
     """
-    from .. import jobs, render
+    from .. import render
+    from ..app import jobs
 
     result = jobs.review(db(ctx), as_of, program, dry_run)
     if quiet and not dry_run:
@@ -96,7 +98,8 @@ def set_(
 
     Example: loyaltyctl tiers set M00001 --tier Gold --until 2027-01-01 --reason "service recovery"
     """
-    from .. import jobs, render
+    from .. import render
+    from ..app import jobs
 
     result = jobs.set_tier(db(ctx), member_id, tier, reason, default_program(program), until, at)
     if fmt is Format.table:

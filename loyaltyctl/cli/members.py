@@ -33,14 +33,15 @@ def enroll(
 
     Example: loyaltyctl member enroll M00001 --program coffee --name "Ada" --tag card_member
     """
-    from .. import render, service
+    from .. import render
+    from ..app import ledger
     from ..errors import InputError
 
     code = default_program(program)
     if not code:
         raise InputError("--program is required to enroll a member")
-    result = service.enroll(db(ctx), member_id, code, name=name, email=email, tags=tag or [],
-                            referred_by=referred_by, account=account, at=at)
+    result = ledger.enroll(db(ctx), member_id, code, name=name, email=email, tags=tag or [],
+                           referred_by=referred_by, account=account, at=at).as_dict()
     if fmt is Format.table:
         line = f"enrolled {result['member_id']} in {result['program']}"
         if result["tier"]:
@@ -64,9 +65,10 @@ def show(
 
     Example: loyaltyctl member show M00001 --as-of 2026-01-01
     """
-    from .. import render, service
+    from .. import render
+    from ..app import members
 
-    states = service.member_show(db(ctx), member_id, program, as_of)
+    states = members.show(db(ctx), member_id, program, as_of)
     if fmt is Format.json:
         render.record(states[0], fmt="json", fields=SHOW_FIELDS) if len(states) == 1 else render.records(
             [{k: s[k] for k in SHOW_FIELDS} for s in states], fmt="json")
@@ -88,9 +90,10 @@ def list_(
 
     Example: loyaltyctl member list --program coffee --tier Gold
     """
-    from .. import render, service
+    from .. import render
+    from ..app import members
 
-    rows = service.member_list(db(ctx), program, tier, as_of)
+    rows = members.listing(db(ctx), program, tier, as_of)
     render.table(rows, ["member_id", "name", "program", "tier", "balance", "joined_at"], fmt=fmt.value,
                  numeric=["balance"], title="Members", empty="no members")
 
@@ -101,9 +104,10 @@ def erase(ctx: typer.Context, member_id: Annotated[str, typer.Argument(help="Mem
 
     Example: loyaltyctl member erase M00001
     """
-    from .. import maintenance, render
+    from .. import render
+    from ..app import admin
 
-    result = maintenance.erase_member(db(ctx), member_id)
+    result = admin.erase_member(db(ctx), member_id)
     if fmt is Format.table:
         print(f"{result['member_id']}: {result['status']} ({result['erased_at']})")
     else:
@@ -121,9 +125,10 @@ def history(
 
     Example: loyaltyctl history M00001
     """
-    from .. import render, service
+    from .. import render
+    from ..app import members
 
-    rows = service.history(db(ctx), member_id, default_program(program), as_of)
+    rows = members.history(db(ctx), member_id, default_program(program), as_of)
     columns = ["effective_at", "txn_id", "kind", "rule", "amount", "points", "running_total", "program_version",
                "lot", "lot_expires_at", "why"]
     if fmt is not Format.table:

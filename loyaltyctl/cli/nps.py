@@ -42,7 +42,8 @@ def record(
 
     Example: loyaltyctl nps record M00001 --score 9 --comment "friendly baristas"
     """
-    from .. import nps, render
+    from .. import render
+    from ..app import nps
 
     result = nps.record(db(ctx), member_id, score=score, account=account, comment=comment, at=at,
                         program=program, response_id=response_id)
@@ -75,13 +76,14 @@ def summary(
 
     Example: loyaltyctl nps summary --by month --since 2026-01-01
     """
-    from .. import nps, render
+    from .. import render
+    from ..reports import nps
 
     report = nps.summary(db(ctx), by.value if by else None, since, until, program, account)
-    render.table(report["rows"], report["columns"], fmt=fmt.value, title="NPS" + (f" by {by.value}" if by else ""),
-                 numeric=report["numeric"], empty="no responses")
-    if by is By.month and fmt is Format.table and report["rows"]:
-        render.bar_chart([(r["month"], r["nps"]) for r in report["rows"]], title="NPS per month")
+    render.table(report.rows, report.columns, fmt=fmt.value, title="NPS" + (f" by {by.value}" if by else ""),
+                 numeric=report.numeric, empty="no responses")
+    if by is By.month and fmt is Format.table and report.rows:
+        render.bar_chart([(r["month"], r["nps"]) for r in report.rows], title="NPS per month")
 
 
 @nps_app.command("comments")
@@ -100,14 +102,15 @@ def comments(
 
     Example: loyaltyctl nps comments --detractors --account "Acme Ltd"
     """
-    from .. import nps, render
+    from .. import render
     from ..errors import InputError
+    from ..reports import nps
 
     chosen = [name for name, on in (("detractors", detractors), ("passives", passives), ("promoters", promoters)) if on]
     if len(chosen) > 1:
         raise InputError("choose at most one of --detractors, --passives, --promoters")
     report = nps.comments(db(ctx), chosen[0] if chosen else None, account, since, until, program)
-    render.table(report["rows"], report["columns"], fmt=fmt.value, title="NPS comments", numeric=report["numeric"],
+    render.table(report.rows, report.columns, fmt=fmt.value, title="NPS comments", numeric=report.numeric,
                  empty="no comments")
 
 

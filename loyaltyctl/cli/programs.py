@@ -19,9 +19,10 @@ def validate(paths: PathsArg, fmt: FormatOpt = Format.table):
 
     Example: loyaltyctl program validate programs/
     """
-    from .. import render, service
+    from .. import render
+    from ..app import programs
 
-    rows = service.validate_programs(paths)
+    rows = programs.validate(paths)
     render.table(rows, ["path", "code", "name", "status"], fmt=fmt.value, title="Programs")
 
 
@@ -41,7 +42,8 @@ def apply(
     """
     import sys
 
-    from .. import explain, render, service
+    from .. import render
+    from ..app import explain, programs
 
     database = db(ctx)
     if fmt is Format.table:
@@ -51,7 +53,7 @@ def apply(
             if not yes and sys.stdin.isatty() and not typer.confirm("Apply these changes?", default=False):
                 print("nothing applied", file=sys.stderr)
                 raise typer.Exit(1)
-    rows = service.apply_programs(database, paths)
+    rows = programs.apply(database, paths)
     render.table(rows, ["code", "version", "status", "path"], fmt=fmt.value, title="Applied")
 
 
@@ -70,7 +72,8 @@ def plan(
 
     Example: loyaltyctl program plan programs/coffee.yaml
     """
-    from .. import explain, render
+    from .. import render
+    from ..app import explain
 
     plans = explain.plan(db(ctx), paths, as_of)
     if fmt is Format.json:
@@ -118,9 +121,10 @@ def list_(ctx: typer.Context, fmt: FormatOpt = Format.table):
 
     Example: loyaltyctl program list --format json
     """
-    from .. import render, service
+    from .. import render
+    from ..app import programs
 
-    render.table(service.list_programs(db(ctx)),
+    render.table(programs.listing(db(ctx)),
                  ["code", "name", "version", "currency", "point_value", "rules", "tiers", "expiry_days", "members",
                   "applied_at"], fmt=fmt.value, title="Programs", numeric=["members", "rules"],
                  empty="no programs applied yet")
@@ -132,9 +136,10 @@ def show(ctx: typer.Context, code: Annotated[str, typer.Argument(help="Program c
 
     Example: loyaltyctl program show coffee
     """
-    from .. import render, service
+    from .. import render
+    from ..app import programs
 
-    p = service.show_program(db(ctx), code)
+    p = programs.show(db(ctx), code)
     if fmt is Format.json:
         print(render.dumps(p["definition"] | {"version": p["version"]}))
         return

@@ -13,10 +13,10 @@ report_app = typer.Typer(help="Program reports as tables, JSON or CSV.", no_args
 ReportProgramOpt = Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")]
 
 
-def _out(report: dict, fmt: Format, title: str, empty: str = "nothing to report") -> None:
+def _out(report, fmt: Format, title: str, empty: str = "nothing to report") -> None:
     from .. import render
 
-    render.table(report["rows"], report["columns"], fmt=fmt.value, title=title, numeric=report["numeric"], empty=empty)
+    render.table(report.rows, report.columns, fmt=fmt.value, title=title, numeric=report.numeric, empty=empty)
 
 
 @report_app.command("expiring")
@@ -32,11 +32,10 @@ def expiring(
 
     Example: loyaltyctl report expiring --within 30 --min-points 100 --format csv
     """
-    from .. import jobs, render
+    from ..reports import points
 
-    rows = jobs.expiring_report(db(ctx), within, min_points, program, as_of)
-    render.table(rows, ["member_id", "name", "email", "program_code", "points", "lots", "first_expiry"], fmt=fmt.value,
-                 title=f"Points expiring within {within} days", numeric=["points", "lots"], empty="no points expiring")
+    _out(points.expiring(db(ctx), within, min_points, program, as_of), fmt, f"Points expiring within {within} days",
+         empty="no points expiring")
 
 
 @report_app.command("balances")
@@ -51,9 +50,9 @@ def balances(
 
     Example: loyaltyctl report balances --limit 10
     """
-    from .. import reports
+    from ..reports import points
 
-    _out(reports.balances(db(ctx), program, limit, as_of), fmt, "Top balances")
+    _out(points.balances(db(ctx), program, limit, as_of), fmt, "Top balances")
 
 
 SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Period start, included (ISO-8601).")]
@@ -75,12 +74,13 @@ def tiers(
 
     Example: loyaltyctl report tiers --program coffee
     """
-    from .. import render, reports
+    from .. import render
+    from ..reports import tiers as tier_report
 
-    report = reports.tiers(db(ctx), program, as_of)
+    report = tier_report.tiers(db(ctx), program, as_of)
     _out(report, fmt, "Tiers")
-    if fmt is Format.table and report["rows"]:
-        render.bar_chart([(f"{r['program']} {r['tier']}", r["members"]) for r in report["rows"]],
+    if fmt is Format.table and report.rows:
+        render.bar_chart([(f"{r['program']} {r['tier']}", r["members"]) for r in report.rows],
                          title="Members per tier")
 
 
@@ -97,9 +97,9 @@ def liability(
 
     Example: loyaltyctl report liability --as-of 2026-12-31
     """
-    from .. import analytics
+    from ..reports import points
 
-    _out(analytics.liability(db(ctx), program, as_of), fmt, "Points liability")
+    _out(points.liability(db(ctx), program, as_of), fmt, "Points liability")
 
 
 @report_app.command("roi")
@@ -122,9 +122,9 @@ def roi(
 
     Example: loyaltyctl report roi --program coffee --since 2026-01-01 --until 2026-07-01 --cost 1800
     """
-    from .. import analytics
+    from ..reports import revenue
 
-    _out(analytics.roi(db(ctx), program, since, until, cost), fmt, "Program ROI")
+    _out(revenue.roi(db(ctx), program, since, until, cost), fmt, "Program ROI")
 
 
 @report_app.command("churn")
@@ -143,9 +143,9 @@ def churn(
 
     Example: loyaltyctl report churn --period quarter --since 2026-01-01
     """
-    from .. import analytics
+    from ..reports import activity
 
-    _out(analytics.churn(db(ctx), period, program, since, until), fmt, f"Churn per {period}")
+    _out(activity.churn(db(ctx), period, program, since, until), fmt, f"Churn per {period}")
 
 
 @report_app.command("at-risk")
@@ -164,9 +164,9 @@ def at_risk(
 
     Example: loyaltyctl report at-risk --factor 3 --format csv
     """
-    from .. import analytics
+    from ..reports import activity
 
-    _out(analytics.at_risk(db(ctx), factor, program, as_of), fmt, "Members at risk", empty="no members at risk")
+    _out(activity.at_risk(db(ctx), factor, program, as_of), fmt, "Members at risk", empty="no members at risk")
 
 
 @report_app.command("ticket")
@@ -186,9 +186,9 @@ def ticket(
 
     Example: loyaltyctl report ticket --since 2026-01-01
     """
-    from .. import analytics
+    from ..reports import revenue
 
-    _out(analytics.ticket(db(ctx), program, since, until), fmt, "Average ticket")
+    _out(revenue.ticket(db(ctx), program, since, until), fmt, "Average ticket")
 
 
 def register(app: typer.Typer) -> None:

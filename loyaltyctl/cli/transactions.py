@@ -38,8 +38,8 @@ def explain(
 
     Example: loyaltyctl explain POS-1001
     """
-    from .. import explain as explaining
     from .. import render
+    from ..app import explain as explaining
 
     result = explaining.explain(db(ctx), txn_id)
     if fmt is Format.table:
@@ -74,12 +74,12 @@ def register(app: typer.Typer) -> None:
 
         Example: loyaltyctl earn M00001 --amount 23.45 --txn POS-1001
         """
-        from .. import service
-        from ..values import parse_amount
+        from ..app import ledger
+        from ..core.values import parse_amount
 
         value = parse_amount(amount) if amount is not None else None
-        _show(service.earn(db(ctx), member_id, program_code=default_program(program), amount=value,
-                           partner=partner, event=event, txn=txn, at=at), fmt)
+        _show(ledger.earn(db(ctx), member_id, program_code=default_program(program), amount=value,
+                          partner=partner, event=event, txn=txn, at=at).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def redeem(
@@ -96,12 +96,12 @@ def register(app: typer.Typer) -> None:
 
         Example: loyaltyctl redeem M00001 --reward free_coffee
         """
-        from .. import service
-        from ..values import parse_points
+        from ..app import ledger
+        from ..core.values import parse_points
 
         n = parse_points(points) if points is not None else None
-        _show(service.redeem(db(ctx), member_id, program_code=default_program(program), points=n,
-                             reward=reward, txn=txn, at=at), fmt)
+        _show(ledger.redeem(db(ctx), member_id, program_code=default_program(program), points=n,
+                            reward=reward, txn=txn, at=at).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def refund(
@@ -120,11 +120,11 @@ def register(app: typer.Typer) -> None:
 
         Example: loyaltyctl refund POS-1001 --amount 10.00
         """
-        from .. import service
-        from ..values import parse_amount
+        from ..app import ledger
+        from ..core.values import parse_amount
 
         value = parse_amount(amount) if amount is not None else None
-        _show(service.refund(db(ctx), ref_txn, amount=value, txn=txn, at=at), fmt)
+        _show(ledger.refund(db(ctx), ref_txn, amount=value, txn=txn, at=at).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def adjust(
@@ -141,8 +141,8 @@ def register(app: typer.Typer) -> None:
 
         Example: loyaltyctl adjust M00001 --points -- -50 --reason "double scan"
         """
-        from .. import service
-        from ..values import parse_points
+        from ..app import ledger
+        from ..core.values import parse_points
 
-        _show(service.adjust(db(ctx), member_id, points=parse_points(points, allow_negative=True), reason=reason,
-                             program_code=default_program(program), txn=txn, at=at), fmt)
+        _show(ledger.adjust(db(ctx), member_id, points=parse_points(points, allow_negative=True), reason=reason,
+                            program_code=default_program(program), txn=txn, at=at).as_dict(), fmt)

@@ -1,0 +1,387 @@
+"""Batch imports from CSV: transactions, members, NPS responses.
+
+Transactions and members run the same engine as the single commands, a chunk at a time:
+the chunk's rows become commands (io/csv.py), the state they read is loaded in a few
+set queries (store/readers.py), the engine posts them in file order against it, and
+the postings are written with a few executemany calls (store/writers.py). A rejected
+row changes nothing; the rest apply.
+
+Chunks commit together with a checkpoint (the file's SHA-256 and the last line applied,
+in job_runs), so a killed import re-run with the same file resumes after that line and
+ends with exactly the ledger of one uninterrupted run; rows before it are never
+re-evaluated against a later state. txn ids stay idempotency keys for everything else
+(stdin, edited files). --all-or-nothing runs the file as one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Callable
+
+from ..core import engine
+from ..core.records import Join, Posting, Reject
+from ..core.values import now_ts
+from ..errors import LoyaltyError
+from ..io import csv as source_csv
+from ..io.csv import RowError, Source, file_digest, open_csv
+from ..io.rejects import RejectsWriter
+from ..store import imports as sql
+from ..store import members as member_store
+from ..store import readers, writers
+from ..store.connection import Database
+from ..store.readers import require_program
+
+BATCH = 2000  # rows in the first committed chunk
+GROWTH = 8  # later chunks grow to at most BATCH * GROWTH rows (fewer state loads and commits)
+CACHE_MIB = 64  # page cache of a transactions import (peak RSS stays under 200 MB; see README)
+CHECKPOINT_PAGES = 50_000  # WAL checkpoint interval of a transactions import, in 4 KiB pages
+
+
+@dataclass
+class Summary:
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rows: int = 0
+    resumed_after: int = 0  # physical line a killed run had committed up to (0: fresh run)
+    rejects: list[dict] = field(default_factory=list)  # the first KEEP rejected rows
+    on_reject: Callable[[dict], None] | None = None  # streams every rejected row (the rejects file)
+    dry_run: bool = False
+    all_or_nothing: bool = False
+    rolled_back: bool = False
+    effects: list[dict] = field(default_factory=list)  # --dry-run: balances and tiers it would change
+
+    KEEP = 20
+
+    def reject(self, row: dict) -> None:
+        self.rejected += 1
+        if len(self.rejects) < self.KEEP:
+            self.rejects.append(row)
+        if self.on_reject:
+            self.on_reject(row)
+
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "applied": self.applied, "duplicates": self.duplicates,
+                "rejected": self.rejected, "dry_run": self.dry_run, "rolled_back": self.rolled_back,
+                "resumed_after_line": self.resumed_after}
+
+
+# --- transactions and members: the engine over a chunk ----------------------------------------
+
+
+def _error(exc: Exception) -> str:
+    if isinstance(exc, LoyaltyError):
+        return exc.message
+    return f"bad number: {exc}"
+
+
+def _post_chunk(db: Database, parsed: list, contacts: dict | None = None) -> list[tuple[str, str | None]]:
+    """Post each row's commands (a list, or the error that refused the row) in order and write
+    the accepted postings; returns (status, error) per row."""
+    commands = [c.join if isinstance(c, _Enroll) else c for cmds in parsed if isinstance(cmds, list) for c in cmds]
+    book = readers.load_book(db, commands, now_ts())
+    results, postings = [], []
+    for cmds in parsed:
+        if not isinstance(cmds, list):
+            results.append(("rejected", _error(cmds)))
+            continue
+        status, error, made = _post_row(book, cmds)
+        results.append((status, error))
+        postings += made
+    if contacts is not None:
+        _contacts(db, postings, contacts)
+    writers.write(db, postings)
+    return results
+
+
+@dataclass(frozen=True)
+class _Enroll:
+    """A row's enrollment: `then` says what a member already enrolled means for the row:
+    'continue' (--enroll-unknown: go on with the row's transaction) or 'duplicate' (a members row)."""
+
+    join: Join
+    then: str
+
+
+def _enrolled(book, join: Join) -> bool:
+    return join.program in (book.enrolled.get(join.member) or {})
+
+
+def _post_row(book, commands: list) -> tuple[str, str | None, list[Posting]]:
+    """A row's commands (an enrollment first, with --enroll-unknown) all apply, or none does."""
+    made, undo = [], []
+    for cmd in commands:
+        if isinstance(cmd, _Enroll):
+            if _enrolled(book, cmd.join):
+                if cmd.then == "duplicate":
+                    return "duplicate", None, []
+                continue
+            cmd = cmd.join
+        posting = engine.post(book, cmd)
+        if isinstance(posting, Reject):
+            for take_back in reversed(undo):
+                take_back()
+            return "rejected", _error(posting.error), []
+        undo.append(engine.apply(book, posting))
+        made.append(posting)
+    return made[-1].status, None, made
+
+
+def _contacts(db: Database, postings: list[Posting], contacts: dict) -> None:
+    """Member rows (name, email, account) of the enrollments a members import made, before they are written."""
+    for p in postings:
+        if p.enrollment is not None:
+            name, email, account = contacts.get(p.enrollment.member_id, (None, None, None))
+            if member_store.member(db, p.enrollment.member_id) is None:
+                member_store.insert_member(db, p.enrollment.member_id, name, email, account, now_ts())
+            else:
+                member_store.update_contact(db, p.enrollment.member_id, name, email, account)
+
+
+def import_transactions(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
+                        enroll_unknown: bool = False, dry_run: bool = False, progress=None,
+                        rejects: str | None = None) -> Summary:
+    if program:
+        require_program(db, program)
+    source, handle = open_csv(path, source_csv.TXN_COLUMNS, source_csv.TXN_REQUIRED)
+    digest = file_digest(path)
+    key = f"import transactions {digest} {program or ''} {'enroll' if enroll_unknown else ''}" if digest else None
+
+    def apply_chunk(chunk):
+        parsed = [_transaction(row, program) for _, row in chunk]
+        if enroll_unknown:
+            parsed = _with_enrollments(db, parsed, program)
+        return _post_chunk(db, parsed, {} if enroll_unknown else None)
+
+    try:
+        with sql.bulk_session(db, CACHE_MIB, CHECKPOINT_PAGES):
+            return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
+                        rejects=rejects, checkpoint=key)
+    finally:
+        handle.close()
+
+
+def _transaction(row: dict, program: str | None):
+    try:
+        return [source_csv.transaction(row, program)]
+    except (LoyaltyError, ArithmeticError) as exc:
+        return exc
+
+
+ENROLLING = ("Purchase", "Event", "Opening", "Adjust")
+
+
+def _with_enrollments(db: Database, parsed: list, program: str | None) -> list:
+    """--enroll-unknown: a row of a member not enrolled in --program (a purchase, event,
+    opening balance or adjustment) enrolls them first, at the row's time."""
+    out = []
+    for cmds in parsed:
+        if not isinstance(cmds, list) or type(cmds[0]).__name__ not in ENROLLING:
+            out.append(cmds)
+        elif not program:
+            out.append(RowError("--enroll-unknown needs --program"))
+        else:
+            cmd = cmds[0]
+            out.append([_Enroll(Join(cmd.member, program, cmd.at), "continue"), cmd])
+    return out
+
+
+def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry_run: bool = False,
+                   progress=None, rejects: str | None = None) -> Summary:
+    source, handle = open_csv(path, source_csv.MEMBER_COLUMNS, source_csv.MEMBER_REQUIRED)
+
+    def apply_chunk(chunk):
+        rows = [_member(row) for _, row in chunk]
+        contacts = {r.join.member: (r.name, r.email, r.account) for r in rows if not isinstance(r, Exception)}
+        parsed = [r if isinstance(r, Exception) else [_Enroll(r.join, "duplicate")] for r in rows]
+        return _post_chunk(db, parsed, contacts)
+
+    try:
+        return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
+                    rejects=rejects)
+    finally:
+        handle.close()
+
+
+def _member(row: dict):
+    try:
+        return source_csv.member(row)
+    except LoyaltyError as exc:
+        return exc
+
+
+# --- NPS responses: one at a time ---------------------------------------------------------------
+
+
+def _apply_nps(db: Database, row: dict, program: str | None) -> str:
+    from .nps import record
+
+    source_csv.check_cells(row)
+    response = (row.get("response_id") or "").strip()
+    if not response:
+        raise RowError("required", field="response_id")
+    return record(db, (row.get("member_id") or "").strip() or None, score=(row.get("score") or "").strip(),
+                  account=row.get("account"), comment=row.get("comment"),
+                  at=source_csv.need(row, "answered_at"),
+                  program=(row.get("program") or "").strip() or program, response_id=response)["status"]
+
+
+def import_nps(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
+               dry_run: bool = False, progress=None, rejects: str | None = None) -> Summary:
+    """NPS responses: response_id, member_id, account, score, comment, answered_at [, program].
+    response_id is the idempotency key: a re-imported file records nothing twice."""
+    if program:
+        require_program(db, program)
+    source, handle = open_csv(path, source_csv.NPS_COLUMNS, source_csv.NPS_REQUIRED)
+
+    def apply_chunk(chunk):
+        return [_one(db, lambda: _apply_nps(db, row, program)) for _, row in chunk]
+
+    try:
+        return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
+                    rejects=rejects)
+    finally:
+        handle.close()
+
+
+def _one(db: Database, apply) -> tuple[str, str | None]:
+    """Apply one row in its own savepoint: (status, None) or ("rejected", message)."""
+    try:
+        with db.savepoint():
+            return apply(), None
+    except (LoyaltyError, ArithmeticError) as exc:
+        return "rejected", _error(exc)
+
+
+# --- the loop: chunks, commits, checkpoints ------------------------------------------------------
+
+
+def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry_run: bool, progress,
+         rejects: str | None, checkpoint: str | None = None) -> Summary:
+    """Apply `apply_chunk(chunk)` to every chunk of rows (it returns (status, error) per row).
+    `checkpoint` names this import (file digest and options) so a killed run is resumed after
+    the last committed line."""
+    summary = Summary(dry_run=dry_run, all_or_nothing=all_or_nothing)
+    resume = None
+    if checkpoint and not (dry_run or all_or_nothing):
+        resume = sql.unfinished_checkpoint(db, checkpoint)
+        if resume:
+            summary.resumed_after = resume["line"]
+            summary.rows, summary.applied = resume["rows"], resume["applied"]
+            summary.duplicates, summary.rejected = resume["duplicates"], resume["rejected"]
+    else:
+        checkpoint = None
+    if rejects:
+        with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after) as writer:
+            summary.on_reject = writer
+            return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
+    return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
+
+
+def _loop(db: Database, source: Source, apply_chunk, summary: Summary, all_or_nothing: bool, dry_run: bool,
+          progress, checkpoint: str | None = None, resume: dict | None = None) -> Summary:
+    whole = all_or_nothing or dry_run
+    rows = source.rows
+    if resume:
+        rows = _after(rows, resume["line"])
+    run_id = resume["id"] if resume else None
+    done = False
+    while not done:
+        tx = db.rollback_only() if dry_run else db.write()
+        try:
+            with tx:
+                watch = _Effects(db) if dry_run else None
+                done, line = _batch(rows, apply_chunk, summary, source, whole, progress,
+                                    watch.see if watch else None)
+                if watch:
+                    summary.effects = watch.changes()
+                if all_or_nothing and summary.rejected and not dry_run:
+                    raise _Abort()
+                if checkpoint:
+                    if summary.on_reject is not None:
+                        summary.on_reject.flush()  # rejects up to the checkpoint survive a kill
+                    state = {"line": max(line, summary.resumed_after), "rows": summary.rows,
+                             "applied": summary.applied, "duplicates": summary.duplicates,
+                             "rejected": summary.rejected, "done": done}
+                    run_id = sql.save_checkpoint(db, run_id, checkpoint, state)
+        except _Abort:
+            summary.applied = summary.duplicates = 0
+            summary.rolled_back = True
+        if progress:
+            progress(source.position(), summary.rows)
+    return summary
+
+
+def _after(rows, line: int):
+    """Skip the rows a killed run already committed (those starting at or before `line`)."""
+    for item in rows:
+        if item[0] > line:
+            yield item
+
+
+def _batch(rows, apply_chunk, summary: Summary, source: Source, whole: bool, progress,
+           observe=None) -> tuple[bool, int]:
+    """Apply chunks growing from BATCH rows until the transaction is full (False) or the file
+    ends (True); also returns the physical line of the last row applied (0 if none)."""
+    line = 0
+    while True:
+        size = min(BATCH * 2 ** (summary.rows // BATCH).bit_length(), BATCH * GROWTH)
+        chunk = list(islice(rows, size))
+        if not chunk:
+            return True, line
+        if observe:
+            observe(chunk)
+        for (line, row), (status, error) in zip(chunk, apply_chunk(chunk)):
+            summary.rows += 1
+            if status == "rejected":
+                summary.reject({**{k: v for k, v in row.items() if k != "__error__"}, "line": line, "error": error})
+            elif status == "duplicate":
+                summary.duplicates += 1
+            else:
+                summary.applied += 1
+        if progress:
+            progress(source.position(), summary.rows)
+        if len(chunk) < size:
+            return True, line
+        if not whole:
+            return False, line
+
+
+class _Effects:
+    """For --dry-run: each member's balance and tier (as of now) before the import touched
+    them and after, inside the transaction that is then rolled back."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.at = now_ts()
+        self.members: list[str] = []
+        self.seen: set[str] = set()
+        self.before: dict[int, tuple] = {}
+
+    def _state(self, enr) -> tuple:
+        return member_store.balance_at(self.db, enr.id, self.at), member_store.tier_at(self.db, enr.id, self.at)
+
+    def see(self, chunk: list[tuple[int, dict]]) -> None:
+        for _, row in chunk:
+            member = (row.get("member_id") or "").strip()
+            if member and member not in self.seen:
+                self.seen.add(member)
+                self.members.append(member)
+                for enr in member_store.enrollments_of(self.db, member):
+                    self.before[enr.id] = self._state(enr)
+
+    def changes(self) -> list[dict]:
+        out = []
+        for member in self.members:
+            for enr in member_store.enrollments_of(self.db, member):
+                before = self.before.get(enr.id, (None, None))
+                after = self._state(enr)
+                if before != after:
+                    out.append({"member_id": member, "program": enr.program, "balance_before": before[0],
+                                "balance_after": after[0], "change": after[0] - (before[0] or 0),
+                                "tier_before": before[1], "tier_after": after[1]})
+        return out
+
+
+class _Abort(Exception):
+    """Rolls back an --all-or-nothing import that had a rejected row."""

@@ -1,0 +1,211 @@
+"""Explaining numbers: one transaction's arithmetic and lots (`explain`), and the
+effect of a changed program definition before it is applied (`program plan`)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+from ..core import rules
+from ..core.program import Program
+from ..core.values import from_e4, money, ts_or_now
+from ..errors import NotFound
+from ..reports.points import outstanding
+from ..store import explain as sql
+from ..store import members as member_store
+from ..store import programs as program_store
+from ..store import readers
+from ..store.connection import Database
+from .jobs import review_moves
+
+
+def explain(db: Database, txn_id: str) -> dict:
+    """How one transaction came about and what later touched it."""
+    row = sql.entry(db, txn_id)
+    if row is None:
+        sale = sql.anonymous_sale(db, txn_id)
+        if sale is None:
+            raise NotFound(f"unknown transaction {txn_id!r}")
+        return {"txn_id": txn_id, "kind": "anonymous sale", "program": sale["program_code"],
+                "amount": money(sale["amount_e4"]), "effective_at": sale["effective_at"],
+                "explanation": ["a non-member purchase: stored for analytics, earns no points"]}
+    e = row
+    enr = member_store.enrollment_by_id(db, e["enrollment_id"])
+    number, text = program_store.definition_of_version(db, e["program_version_id"])
+    version = {"version": number}
+    definition = json.loads(text)
+    out: dict = {
+        "txn_id": e["txn_id"], "member_id": enr.member_id, "program": enr.program,
+        "program_version": version["version"], "kind": e["kind"], "rule": _rule_text(e),
+        "rule_definition": definition["earn"][e["rule_index"]] if e["rule_index"] is not None else None,
+        "points": e["points"], "effective_at": e["effective_at"], "recorded_at": e["recorded_at"],
+        "amount": money(abs(e["amount_e4"])) if e["amount_e4"] is not None else None,
+        "rate": e["rate"], "tier": e["tier"], "multiplier": e["multiplier"],
+    }
+    lines: list[str] = []
+    if e["kind"] == "earn" and e["amount_e4"] is not None:
+        amount = from_e4(e["amount_e4"])
+        earned = rules.earn_points(amount, Decimal(e["rate"]), Decimal(e["multiplier"]))
+        out["arithmetic"] = earned.arithmetic(amount, Decimal(e["rate"]), Decimal(e["multiplier"]))
+        who = f"partner {e['partner']} rule" if e["partner"] else "spend rule"
+        tier = f"tier {e['tier']} (multiplier {e['multiplier']})" if e["tier"] else "no tier multiplier"
+        lines.append(f"{who} earn[{e['rule_index']}] of {enr.program} v{version['version']}: "
+                     f"{e['rate']} points per {definition['currency']}, {tier}, rounded down")
+        lines.append(out["arithmetic"])
+    elif e["kind"] == "refund" and e["rule_kind"] != "redeem":
+        out.update(_clawback(db, e))
+        lines.append(out["arithmetic"])
+    elif e["kind"] == "earn" and e["rule_kind"] == "event":
+        lines.append(f"event rule earn[{e['rule_index']}]: {e['event']} earns {e['points']} points")
+    elif e["kind"] == "earn" and e["rule_kind"] == "referral":
+        lines.append(f"referral rule earn[{e['rule_index']}]: {e['reason']}")
+    elif e["kind"] == "redeem":
+        lines.append(f"redeemed {-e['points']} points" + (f" for reward {e['reward']}" if e["reward"] else "")
+                     + ", taken from the lots that expire soonest")
+    elif e["kind"] == "refund":
+        ref = readers.entry_by_id(db, e["ref_entry_id"])
+        lines.append(f"cancels redemption {ref.txn_id}: points go back to their lots unless those expired")
+    elif e["kind"] == "expire":
+        cause = "no earn or redemption for the program's inactivity period" if e["rule_kind"] == "inactivity" \
+            else "its expiry date"
+        lines.append(f"expiry: the unused remainder of a lot when it expired ({cause})")
+    elif e["kind"] == "adjust":
+        lines.append(f"manual adjustment: {e['reason']}")
+    elif e["kind"] == "opening":
+        lines.append("opening balance migrated from another system")
+    if e["uncovered"] < 0:
+        lines.append(f"{-e['uncovered']} points were not covered by any lot: the member owes them (negative balance)")
+    elif e["uncovered"] > 0:
+        lines.append(f"{e['uncovered']} points of it repaid points the member owed")
+    lot = sql.lot_of_entry(db, e["id"])
+    if lot:
+        out["lot"] = {"lot": lot["id"], "points": lot["points"], "earned_at": lot["earned_at"],
+                      "expires_at": lot["expires_at"], "remaining": lot["remaining"]}
+        lines.append(f"created lot {lot['id']} of {lot['points']} points, "
+                     + (f"expiring {lot['expires_at']}" if lot["expires_at"] else "never expiring")
+                     + f"; {lot['remaining']} remain")
+    moves = [dict(r) for r in sql.moves_of_entry(db, e["id"])]
+    out["lots_moved"] = moves
+    for m in moves:
+        if lot and m["lot"] == lot["id"]:
+            continue
+        verb = "took" if m["points"] < 0 else "returned"
+        lines.append(f"{verb} {abs(m['points'])} points {'from' if m['points'] < 0 else 'to'} lot {m['lot']} "
+                     f"(earned by {m['lot_txn_id']}, expires {m['expires_at'] or 'never'})")
+    later = [dict(r) for r in sql.later_effects(db, e["id"], lot["id"] if lot else None)]
+    out["later"] = later
+    for r in later:
+        lines.append(f"later: {r['txn_id']} ({r['kind']}, {r['effective_at']}) moved {r['points']:+d} points")
+    tier_change = sql.tier_change_at(db, enr.id, e["effective_at"], "earn")
+    if tier_change and e["kind"] == "earn":
+        out["tier_change"] = {"from": tier_change["previous"], "to": tier_change["tier"], "reason": tier_change["reason"]}
+        lines.append(f"this purchase moved the member {tier_change['previous']} -> {tier_change['tier']} "
+                     f"({tier_change['reason']}); later purchases earn at the new rate")
+    out["explanation"] = lines
+    return out
+
+
+def _rule_text(e) -> str:
+    return f"earn[{e['rule_index']}] {e['rule_kind']}" if e["rule_index"] is not None else e["rule_kind"]
+
+
+def _clawback(db: Database, e) -> dict:
+    """The arithmetic of a purchase refund: net points = what the remaining amount earns."""
+    ref = sql.entry_by_id(db, e["ref_entry_id"])
+    before = sql.refunds_before(db, ref["id"], e["id"])
+    purchase = from_e4(ref["amount_e4"])
+    refunded_before = from_e4(before["amount_e4"])
+    this = from_e4(-e["amount_e4"])
+    left = purchase - refunded_before - this
+    rate, mult = Decimal(ref["rate"]), Decimal(ref["multiplier"])
+    exact = left * rate * mult
+    target = int(exact.to_integral_value(rounding=ROUND_FLOOR))
+    kept = ref["points"] - before["points"]
+    return {
+        "ref_txn_id": ref["txn_id"],
+        "arithmetic": (f"purchase {ref['txn_id']} {money(purchase)} earned {ref['points']}; after refunds of "
+                       f"{money(refunded_before + this)} the remaining {money(left)} x {rate} x {mult} = "
+                       f"{exact.normalize():f} -> {target}; {kept} kept before this refund, so {kept - target} "
+                       f"clawed back"),
+    }
+
+
+# --- program plan ----------------------------------------------------------------------
+
+
+def _flatten(value, path: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for k in sorted(value):
+            if value[k] is None or value[k] == [] or value[k] is False and k in ("once",):
+                continue
+            out.update(_flatten(value[k], f"{path}.{k}" if path else k))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{path}[{i}]"))
+        return out
+    return {path: json.dumps(value) if not isinstance(value, str) else value}
+
+
+def diff(old: dict | None, new: dict) -> list[dict]:
+    """Readable changes between two definitions, as (field, before, after) rows."""
+    a, b = _flatten(old or {}), _flatten(new)
+    rows = []
+    for key in sorted(set(a) | set(b), key=_sort_key):
+        if a.get(key) != b.get(key):
+            change = "added" if key not in a else "removed" if key not in b else "changed"
+            rows.append({"field": key, "change": change, "before": a.get(key), "after": b.get(key)})
+    return rows
+
+
+def _sort_key(path: str):
+    import re
+
+    return [int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", path) if p]
+
+
+def plan(db: Database, paths: list[str], as_of: str | None = None) -> list[dict]:
+    """For each changed program: the diff, and its effect on today's members."""
+    from ..io.programs import load_paths, to_canonical_json
+
+    at = ts_or_now(as_of, "as_of")
+    out = []
+    for path, program in load_paths(paths):
+        canonical = to_canonical_json(program)
+        found = program_store.current(db, program.code)
+        row = found[0] if found else None
+        new = Program(json.loads(canonical), (row.version + 1) if row else 1, -1)
+        if row is not None and row.definition == canonical:
+            out.append({"code": program.code, "path": path, "status": "unchanged", "changes": [], "effects": {}})
+            continue
+        old = Program.from_json(row.definition, row.version, row.version_id) if row else None
+        out.append({"code": program.code, "path": path, "status": "new" if old is None else "changed",
+                    "version": new.version, "changes": diff(old.data if old else None, new.data),
+                    "effects": _effects(db, old, new, at) if old else {}})
+    return out
+
+
+def _effects(db: Database, old: Program, new: Program, at: str) -> dict:
+    """Tier moves at the next review, and liability / expiring points before and after (the
+    figures `report liability` gives)."""
+    effects: dict = {"as_of": at}
+    if new.tiered:
+        effects["tier_moves_at_next_review"] = review_moves(db, new, at)
+        if old.tiered:
+            effects["tier_moves_without_change"] = review_moves(db, old, at)
+        effects["note_tiers"] = "downgrades at the review still respect tiers.review.grace_days"
+    now = outstanding(db, at, new.code).get(new.code)
+    points, soon30, soon90 = (now.points, now.expiring_30d, now.expiring_90d) if now else (0, 0, 0)
+    effects["outstanding_points"] = points
+    effects["liability_before"] = money(points * old.point_value)
+    effects["liability_after"] = money(points * new.point_value)
+    effects["expiring_30d_points"] = soon30
+    effects["expiring_90d_points"] = soon90
+    if (old.after_days, old.round_to, old.inactivity_days) != (new.after_days, new.round_to, new.inactivity_days):
+        effects["note_expiry"] = ("existing lots keep their expiry dates; the new expiry rule applies to points "
+                                  "earned after the change")
+    return effects

@@ -1,0 +1,142 @@
+"""Scheduled jobs: points expiry and tier review. Both are idempotent for a given
+--as-of, serialised by BEGIN IMMEDIATE, and done in set-based SQL."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+
+from ..core import rules
+from ..core.rules import ReviewCase
+from ..core.values import fmt_ts, from_e4, now, shift, to_dt, ts_or_now
+from ..errors import InputError
+from ..store import jobs as sql
+from ..store import members as member_store
+from ..store import programs as program_store
+from ..store.connection import Database
+from .ledger import program as program_of
+from .ledger import resolve
+
+
+def expire(db: Database, as_of: str | None = None, program: str | None = None, dry_run: bool = False) -> dict:
+    """Record an expiry entry for the unconsumed remainder of every lot expired at `as_of`."""
+    at = ts_or_now(as_of, "as_of")
+    if program:
+        program_of(db, program)
+    # Every reference the expiry writes (enrollment, program version, lot, the new entries) is
+    # read from its parent table in this transaction: skip SQLite's per-row foreign key lookups.
+    tx = db.rollback_only() if dry_run else db.write(foreign_keys=False)
+    with tx:
+        sql.due_lots(db, at, program)
+        members = [dict(r) for r in sql.due_summary(db)]
+        summary = {"as_of": at, "program": program, "dry_run": dry_run,
+                   "lots": sum(m["lots"] for m in members), "points": sum(m["points"] for m in members),
+                   "members": len(members)}
+        if not dry_run and summary["lots"]:  # a run with nothing due writes nothing at all
+            sql.record_due(db, fmt_ts(now()))
+            sql.record_job(db, "expire", program, at, json.dumps(summary), fmt_ts(now()))
+        sql.drop_due(db)
+    summary["by_member"] = members
+    return summary
+
+
+def review(db: Database, as_of: str | None = None, program: str | None = None, dry_run: bool = False) -> dict:
+    """Recompute every member's tier from the qualifying window ending at `as_of`."""
+    at = ts_or_now(as_of, "as_of")
+    codes = [program] if program else program_store.codes(db)
+    moves: list[dict] = []
+    tx = db.rollback_only() if dry_run else db.write()
+    with tx:
+        recorded = fmt_ts(now())
+        for code in codes:
+            d = program_of(db, code)
+            if not d.tiered:
+                if program:
+                    raise InputError(f"program {code!r} has no tiers")
+                continue
+            moves += _review_program(db, d, at, recorded, dry_run)
+        counts = Counter(m["direction"] for m in moves)
+        summary = {"as_of": at, "program": program, "dry_run": dry_run, "up": counts["up"], "down": counts["down"],
+                   "members": len(moves)}
+        if not dry_run and moves:  # a run that moves nobody writes nothing at all
+            sql.record_job(db, "tiers-review", program, at, json.dumps(summary), recorded)
+    summary["moves"] = moves
+    return summary
+
+
+def _review_program(db: Database, d, at: str, recorded: str, dry_run: bool) -> list[dict]:
+    rows = sql.review_rows(db, d.code, shift(at, -d.window_days), at, d.basis)
+    fell: list = []
+    decided: list[tuple] = []
+    for r in rows:
+        case = _case(d, r)
+        direction = rules.review_direction(d, case)
+        if direction == "down" and d.grace_days:
+            fell.append((r, case))
+        elif direction != "unchanged":
+            decided.append((r, case))
+    decided += _past_grace(db, d, at, fell)
+    changes, out = [], []
+    for r, case in decided:
+        target = rules.review_target(d, case)
+        current = d.level(case.tier)
+        direction = "up" if current is None or target.index > current.index else "down"
+        changes.append((r["id"], target.name, current.name if current else None, "review",
+                        rules.review_reason(d, case, target), d.version_id, None, at, recorded))
+        out.append({"member_id": r["member_id"], "program": d.code, "from": current.name if current else None,
+                    "to": target.name, "direction": direction, "qualifying": str(case.total)})
+    if changes and not dry_run:
+        sql.insert_tier_changes(db, changes)
+    return out
+
+
+def _case(d, r: dict) -> ReviewCase:
+    total = from_e4(r["total"]) if d.basis == "spend" else r["total"]
+    return ReviewCase(total, r["tier"], r["floor_tier"])
+
+
+def review_moves(db: Database, d, at: str) -> dict:
+    """How many members a tier review at `at` would move up or down under program d
+    (before grace, which may hold some downgrades back)."""
+    counts = Counter(rules.review_direction(d, _case(d, r))
+                     for r in sql.review_rows(db, d.code, shift(at, -d.window_days), at, d.basis))
+    return {"up": counts["up"], "down": counts["down"], "unchanged": counts["unchanged"]}
+
+
+def _past_grace(db: Database, d, at: str, fell: list) -> list:
+    """Grace: keep the old tier until grace_days after the member first fell short, i.e. while
+    they qualified for it at some moment of the last grace_days (or got it within them)."""
+    if not fell:
+        return []
+    then = shift(at, -d.grace_days)
+    best = sql.best_totals(db, then, at, d.window_days, d.basis, [r["id"] for r, _ in fell])
+    scale = (lambda v: from_e4(v)) if d.basis == "spend" else (lambda v: v)
+    out = []
+    for r, case in fell:
+        current = d.level(case.tier)
+        if scale(best.get(r["id"], 0)) >= current.threshold or r["tier_since"] > then:
+            continue  # fell short less than grace_days ago, or reached the tier within them
+        out.append((r, case))
+    return out
+
+
+def set_tier(db: Database, member_id: str, tier: str, reason: str, program: str | None = None,
+             until: str | None = None, at: str | None = None) -> dict:
+    """A manual tier that acts as a floor for reviews until it lapses."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InputError("a manual tier needs a reason", field="reason")
+    when = ts_or_now(at)
+    lapse = ts_or_now(until, "until") if until else None
+    if lapse and lapse <= when:
+        raise InputError(f"{lapse} must be after the change takes effect ({when})", field="until")
+    with db.write():
+        enr, d = resolve(db, member_id, program)
+        d.require_tiers()
+        level = d.known_level(tier)
+        previous = member_store.tier_at(db, enr.id, when)
+        sql.insert_tier_changes(db, [(enr.id, level.name, previous, "manual", reason, d.version_id, lapse, when,
+                                      fmt_ts(now()))])
+    return {"member_id": member_id, "program": d.code, "from": previous, "to": level.name, "until": lapse,
+            "effective_at": when, "reason": reason}

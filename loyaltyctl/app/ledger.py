@@ -1,0 +1,218 @@
+"""Ledger use cases: enroll, earn, redeem, refund, adjust, opening balances and anonymous
+sales. Each is one transaction: load the book the command reads, post it with the
+engine, write the posting. Imports run the same engine over a batch (app/batch.py)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from ..core import engine
+from ..core.program import Program, unknown_program
+from ..core.records import (
+    Adjust, AnonymousSale, Enrollment, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
+)
+from ..core.values import money, now_ts, parse_key, tag_list, ts_or_now
+from ..errors import InputError, NotFound
+from ..store import members as member_store
+from ..store import programs as program_store
+from ..store import readers, writers
+from ..store.connection import Database
+
+MAX_ID = 200
+
+
+def program(db: Database, code: str) -> Program:
+    """The current version of a program."""
+    return readers.require_program(db, code)
+
+
+def resolve(db: Database, member_id: str, code: str | None) -> tuple[Enrollment, Program]:
+    """The member's enrollment in the named program, or in their only program."""
+    if code:
+        p = program(db, code)
+        enr = member_store.enrollment(db, member_id, code)
+        if enr is None:
+            if member_store.member(db, member_id) is None:
+                raise NotFound(f"unknown member {member_id!r}")
+            raise NotFound(f"member {member_id!r} is not enrolled in program {code!r}")
+        return enr, p
+    mine = member_store.enrollments_of(db, member_id)
+    if not mine:
+        raise NotFound(f"unknown member {member_id!r}")
+    if len(mine) > 1:
+        codes = ", ".join(e.program for e in mine)
+        raise InputError(f"member {member_id!r} is in several programs ({codes}); choose one with --program")
+    return mine[0], program(db, mine[0].program)
+
+
+def txn_id(txn: str | None, prefix: str) -> str:
+    """The operator's idempotency key, or a fresh one (as secrets.token_hex(6), without importing secrets)."""
+    if txn is not None:
+        key = parse_key(txn, "txn_id")
+        engine.check_txn(key)
+        return key
+    return f"{prefix}-{os.urandom(6).hex()}"
+
+
+def run(db: Database, command, before_write=None) -> Posting:
+    """Post one command in its own transaction (or the caller's); a Reject is raised as its
+    error, before anything is written. `before_write()` runs once the engine accepted it."""
+    with db.write():
+        book = readers.load_book(db, [command], now_ts())
+        posting = engine.post(book, command)
+        if isinstance(posting, Reject):
+            raise posting.error
+        if before_write is not None:
+            before_write()
+        posting = _with_real_ids(posting, writers.write(db, [posting]))
+    return posting
+
+
+def _with_real_ids(posting: Posting, ids) -> Posting:
+    from dataclasses import replace
+
+    if posting.status != "recorded" or posting.entry is None:
+        return posting
+    e = posting.entry
+    return replace(posting, entry=replace(e, id=ids(e.id), enrollment_id=ids(e.enrollment_id)))
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TxnResult:
+    status: str
+    txn_id: str
+    member_id: str
+    program: str
+    kind: str
+    rule: str
+    points: int
+    effective_at: str
+    balance: int
+    amount: str | None = None
+    tier: str | None = None
+    upgraded_to: str | None = None
+
+    def as_dict(self) -> dict:
+        """The result's fields; those that do not apply (amount of a redemption, tier of an
+        untiered program, upgrade) are left out."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in ("amount", "tier", "upgraded_to")}
+
+
+def result(db: Database, posting: Posting) -> TxnResult:
+    """What a ledger command reports: the entry and the member's balance and tier afterwards."""
+    e = posting.entry
+    enr = member_store.enrollment_by_id(db, e.enrollment_id)
+    p = program(db, enr.program)
+    at = max(e.effective_at, now_ts())
+    return TxnResult(
+        status=posting.status, txn_id=e.txn_id, member_id=enr.member_id, program=p.code, kind=e.kind,
+        rule=e.rule_kind, points=e.points, effective_at=e.effective_at,
+        balance=member_store.balance_at(db, enr.id, at),
+        amount=money(abs(e.amount_e4)) if e.amount_e4 is not None else None,
+        tier=member_store.tier_at(db, enr.id, at) if p.tiered else None, upgraded_to=posting.upgraded)
+
+
+def _post(db: Database, command) -> TxnResult:
+    with db.write():
+        posting = run(db, command)
+        return result(db, posting)
+
+
+# --- use cases ------------------------------------------------------------------------------
+
+
+def earn(db: Database, member_id: str, *, program_code=None, amount: Decimal | None = None, partner=None,
+         event=None, txn=None, at=None) -> TxnResult:
+    """A purchase (at the first matching spend rule, or a partner's rule) or an engagement event."""
+    if (amount is None) == (event is None):
+        raise InputError("give either an amount (a purchase) or an event (an engagement action)")
+    if partner and event:
+        raise InputError("applies to purchases (an amount), not to events", field="partner")
+    when, given = ts_or_now(at), at is not None
+    key = txn_id(txn, "earn")
+    if event is not None:
+        return _post(db, Event(key, member_id, program_code, when, given, event))
+    return _post(db, Purchase(key, member_id, program_code, when, given, amount, partner))
+
+
+def redeem(db: Database, member_id: str, *, program_code=None, points: int | None = None, reward=None,
+           txn=None, at=None) -> TxnResult:
+    if (points is None) == (reward is None):
+        raise InputError("give either points or a reward")
+    return _post(db, Redeem(txn_id(txn, "redeem"), member_id, program_code, ts_or_now(at), at is not None,
+                            points, reward))
+
+
+def refund(db: Database, ref_txn: str, *, amount: Decimal | None = None, txn=None, at=None,
+           member_id: str | None = None) -> TxnResult:
+    """Claw back a purchase's points (wholly or for part of its amount), or cancel a redemption."""
+    return _post(db, Refund(txn_id(txn, "refund"), ref_txn, ts_or_now(at), at is not None, amount, member_id))
+
+
+def adjust(db: Database, member_id: str, *, points: int, reason: str, program_code=None, txn=None, at=None) -> TxnResult:
+    if not (reason or "").strip():
+        raise InputError("an adjustment needs a reason", field="reason")
+    return _post(db, Adjust(txn_id(txn, "adjust"), member_id, program_code, ts_or_now(at), at is not None,
+                            points, reason))
+
+
+def opening(db: Database, member_id: str, *, points: int, program_code=None, expires_at: str | None = None,
+            txn=None, at=None) -> TxnResult:
+    """A balance migrated from another system: a lot expiring at `expires_at` (else by the program's rule)."""
+    return _post(db, Opening(txn_id(txn, "opening"), member_id, program_code, ts_or_now(at), at is not None,
+                             points, expires_at))
+
+
+def anonymous_sale(db: Database, txn: str, program_code: str | None, amount: Decimal, at: str) -> str:
+    """A non-member purchase, kept for analytics (average ticket); it earns nothing. Returns the status."""
+    return run(db, AnonymousSale(txn, program_code, at, amount)).status
+
+
+# --- enrollment -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    member_id: str
+    program: str
+    joined_at: str
+    tags: list[str]
+    tier: str | None
+    referral_credits: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def enroll(db: Database, member_id: str, program_code: str, *, name=None, email=None, tags=(), referred_by=None,
+           account=None, at: str | None = None) -> Enrolled:
+    member_id = (member_id or "").strip()
+    if not member_id:
+        raise InputError("must not be empty", field="member_id")
+    if len(member_id) > MAX_ID:
+        raise InputError(f"longer than {MAX_ID} characters", field="member_id")
+    when = ts_or_now(at)
+    tags = tag_list(tags)
+    join = Join(member_id, program_code, when, tuple(tags), referred_by or None)
+    with db.write():
+        posting = run(db, join, lambda: _contact(db, member_id, name, email, account))
+    p = program(db, program_code)
+    return Enrolled(member_id, program_code, when, tags, p.levels[0].name if p.tiered else None,
+                    [{"member_id": m, "points": pts, "role": role} for m, pts, role in posting.credits])
+
+
+def _contact(db: Database, member_id: str, name, email, account) -> None:
+    if member_store.member(db, member_id) is None:
+        member_store.insert_member(db, member_id, name, email, account, now_ts())
+    else:
+        member_store.update_contact(db, member_id, name, email, account)
+
+
+def is_enrolled(db: Database, member_id: str, program_code: str) -> bool:
+    return member_store.enrollment(db, member_id, program_code) is not None

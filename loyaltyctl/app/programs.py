@@ -1,0 +1,59 @@
+"""Program use cases: validate files, apply them as new versions, list and show what is applied."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ..core.program import Program
+from ..core.values import money, now_ts
+from ..store import programs as store
+from ..store.connection import Database
+from .ledger import program
+
+
+def validate(paths: list[str]) -> list[dict]:
+    from ..io.programs import load_paths
+
+    return [{"path": path, "code": p.code, "name": p.name, "status": "valid"} for path, p in load_paths(paths)]
+
+
+def apply(db: Database, paths: list[str]) -> list[dict]:
+    """Validate every file first, then record a new version of each changed program."""
+    from ..io.programs import load_paths, to_canonical_json
+
+    loaded = load_paths(paths)
+    results = []
+    with db.write():
+        recorded = now_ts()
+        for path, p in loaded:
+            canonical = to_canonical_json(p)
+            found = store.current(db, p.code)
+            if found and found[0].definition == canonical:
+                results.append({"code": p.code, "path": path, "version": found[0].version, "status": "unchanged"})
+                continue
+            version = store.insert_version(db, p.code, p.name, canonical, path, recorded)
+            results.append({"code": p.code, "path": path, "version": version,
+                            "status": "created" if not found else "updated"})
+    return results
+
+
+def listing(db: Database) -> list[dict]:
+    out = []
+    for row in store.current(db):
+        p = Program.from_json(row.definition, row.version, row.version_id)
+        out.append({"code": p.code, "name": p.name, "version": p.version, "currency": p.currency,
+                    "point_value": money(p.point_value) if p.point_value >= Decimal("0.01") else str(p.point_value),
+                    "rules": len(p.earn), "tiers": ", ".join(lv.name for lv in p.levels) or None,
+                    "expiry_days": p.after_days, "members": row.members, "applied_at": row.applied_at})
+    return out
+
+
+def show(db: Database, code: str) -> dict:
+    p = program(db, code)
+    return {"code": p.code, "name": p.name, "version": p.version, "currency": p.currency,
+            "point_value": str(p.point_value), "definition": p.data,
+            "earn": [dict(index=i, **{k: v for k, v in spec.items() if v is not None}) for i, spec in enumerate(p.earn)],
+            "levels": [{"name": lv.name, "threshold": str(lv.threshold), "multiplier": str(lv.multiplier),
+                        "perks": list(lv.perks)} for lv in p.levels],
+            "rewards": list(p.rewards.values()),
+            "expiry": p.data.get("expiry"), "tiers": p.data.get("tiers")}

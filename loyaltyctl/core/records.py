@@ -1,0 +1,298 @@
+"""Records: what the ledger holds and what the engine is asked to do, as frozen dataclasses.
+
+Ids of rows the engine creates are provisional (from PROVISIONAL up, in creation order,
+so they sort after every stored id, as the real ids they get when written will); the
+store's writer maps them to ids reserved from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from .program import Program
+
+PROVISIONAL = 1 << 60
+
+
+def provisional(ident: int) -> bool:
+    return ident >= PROVISIONAL
+
+
+# --- the ledger ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    id: int
+    member_id: str
+    program: str
+    tags: tuple[str, ...]
+    joined_at: str
+    referred_by: str | None = None
+    recorded_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ledger entry. points > 0 credits (a lot), < 0 debits (lot moves and debt)."""
+
+    id: int
+    txn_id: str
+    enrollment_id: int
+    kind: str  # earn redeem refund adjust expire opening
+    rule_kind: str  # spend partner event referral redeem adjust opening expiry inactivity
+    version_id: int
+    points: int
+    effective_at: str
+    recorded_at: str
+    rule_index: int | None = None
+    uncovered: int = 0  # > 0: debt repaid by this credit; < 0: debt this debit left
+    amount_e4: int | None = None  # purchase amount (refunds: negative)
+    rate: str | None = None
+    tier: str | None = None
+    multiplier: str | None = None
+    partner: str | None = None
+    event: str | None = None
+    reward: str | None = None
+    reason: str | None = None
+    ref_entry_id: int | None = None
+    content: str | None = None
+
+    @property
+    def is_purchase(self) -> bool:
+        return self.kind == "earn" and self.amount_e4 is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Lot:
+    """Points a credit created; `remaining` is what is left of them now."""
+
+    id: int
+    enrollment_id: int
+    entry_id: int
+    points: int
+    remaining: int
+    earned_at: str
+    expires_at: str | None
+    inactivity_days: int | None = None
+    expiry_recorded: bool = False  # the expire job wrote its expiry entry
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    lot_id: int
+    entry_id: int
+    points: int
+    effective_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class TierChange:
+    id: int
+    enrollment_id: int
+    tier: str
+    previous: str | None
+    source: str  # enroll earn review manual
+    reason: str
+    version_id: int
+    effective_at: str
+    recorded_at: str
+    until: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Qualifying:
+    """A part of a tier window's total: a qualifying credit (spend e4 or points) inside the
+    window while `at` is, counted from `since` (a refund counts from when it was made)."""
+
+    at: str
+    since: str
+    value: int
+    entry_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """A non-member purchase, kept for analytics."""
+
+    txn_id: str
+    program: str
+    amount_e4: int
+    content: str
+    effective_at: str
+    recorded_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """What the engine needs to know of one enrollment to post a command for it.
+
+    `window` holds every qualifying item after `window_from` (all of them when None), so
+    tier totals at any moment after window_from + window_days are exact; `activity` the
+    earn and redemption times after `activity_from` (inactivity expiry)."""
+
+    enrollment: Enrollment
+    program: Program
+    debt: int = 0  # claw-backs not covered by any lot (<= 0)
+    lots: tuple[Lot, ...] = ()  # lots with points left
+    tiers: tuple[TierChange, ...] = ()  # the whole tier history, by (effective_at, id)
+    window: tuple[Qualifying, ...] = ()  # by (at, entry_id)
+    window_from: str | None = None
+    activity: tuple[str, ...] = ()  # sorted
+    activity_from: str | None = None
+    events: tuple[tuple[str, str], ...] = ()  # (event, effective_at) of event earns
+    last_inactivity_expiry: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """What is already recorded under a transaction id (idempotency)."""
+
+    content: str
+    effective_at: str
+    entry: Entry | None = None  # None: an anonymous sale
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A purchase or redemption a refund names, with what happened to it since."""
+
+    entry: Entry
+    refunded_e4: int = 0  # purchase amount refunded so far (positive)
+    clawed: int = 0  # points clawed back so far (positive)
+    refunds: int = 0  # how many refunds cite it
+    lot: Lot | None = None  # the purchase's own lot, as it is now
+    redeemed_from_lot: int = 0  # points redemptions took from that lot, net of cancellations
+    moves: tuple[tuple[int, int], ...] = ()  # a redemption's (lot, points) moves
+    lots: tuple[Lot, ...] = ()  # the lots those moves touched, as they are now
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    txn: str
+    member: str
+    program: str | None
+    at: str
+    at_given: bool
+    amount: Decimal
+    partner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    txn: str
+    member: str
+    program: str | None
+    at: str
+    at_given: bool
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    txn: str
+    member: str
+    program: str | None
+    at: str
+    at_given: bool
+    points: int | None = None
+    reward: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    txn: str
+    ref: str
+    at: str
+    at_given: bool
+    amount: Decimal | None = None
+    member: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Adjust:
+    txn: str
+    member: str
+    program: str | None
+    at: str
+    at_given: bool
+    points: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    txn: str
+    member: str
+    program: str | None
+    at: str
+    at_given: bool
+    points: int
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymousSale:
+    txn: str
+    program: str | None
+    at: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    member: str
+    program: str
+    at: str
+    tags: tuple[str, ...] = ()
+    referred_by: str | None = None
+
+
+Command = Purchase | Event | Redeem | Refund | Adjust | Opening | AnonymousSale | Join
+
+
+# --- what the engine returns -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """What one command changes: rows to write and the member states after it.
+
+    A repeat of a recorded transaction is a posting with status 'duplicate' and nothing to write."""
+
+    status: str  # recorded | duplicate
+    txn_id: str
+    entry: Entry | None = None  # the command's entry (the recorded one for a duplicate)
+    entries: tuple[Entry, ...] = ()
+    lots: tuple[Lot, ...] = ()
+    moves: tuple[Move, ...] = ()
+    tier_changes: tuple[TierChange, ...] = ()
+    enrollment: Enrollment | None = None  # a new enrollment (Join)
+    sale: Sale | None = None
+    states: tuple[MemberState, ...] = ()  # every member state the posting changed, after it
+    upgraded: str | None = None
+    credits: tuple[tuple[str, int, str], ...] = ()  # Join: (member, points, role) referral credits
+    ref: Ref | None = None  # a refund: the purchase or redemption it cites, after it
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    error: Exception  # a LoyaltyError naming its field
+
+
+@dataclass(slots=True)
+class Book:
+    """The part of the ledger a batch of commands reads, and the engine's scratch state:
+    the runner applies each posting to it (core.engine.apply) before posting the next."""
+
+    now: str
+    programs: dict[str, Program] = field(default_factory=dict)
+    members: dict[int, MemberState] = field(default_factory=dict)  # by enrollment id
+    enrolled: dict[str, dict[str, int]] = field(default_factory=dict)  # member -> program -> enrollment id
+    known_members: set[str] = field(default_factory=set)  # members with a member row
+    priors: dict[str, Prior] = field(default_factory=dict)
+    refs: dict[str, Ref | Exception] = field(default_factory=dict)
+    next_id: int = PROVISIONAL

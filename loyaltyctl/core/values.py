@@ -1,0 +1,174 @@
+"""Values: parsing and formatting of timestamps, amounts, points and keys, and the clock.
+
+Every parser names the field it reads with its canonical name (the CSV column:
+`amount`, `points`, `occurred_at`, ...); the CLI shows it under its option name."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+
+from ..errors import InputError
+
+SCALE = 10_000  # amounts are stored as integers of 1/10,000 of a currency unit
+TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_AMOUNT = re.compile(r"^\d+(\.\d+)?$")
+# Timestamps outside these years are refused: expiry and window arithmetic adds up to a
+# hundred years, which must stay inside the calendar.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+CLOCK_ENV = "LOYALTYCTL_NOW"  # pins "now" (tests, reproducible demos); read only here
+
+
+def now() -> datetime:
+    """The current moment in UTC, to the second; LOYALTYCTL_NOW (ISO-8601) pins it."""
+    pinned = os.environ.get(CLOCK_ENV)
+    if pinned:
+        return parse_ts(pinned, CLOCK_ENV)
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def now_ts() -> str:
+    return fmt_ts(now())
+
+
+def parse_ts(value: str, field: str = "timestamp") -> datetime:
+    """ISO-8601; a value without a zone is UTC; a bare date is midnight UTC."""
+    text = (value or "").strip()
+    try:
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.astimezone(timezone.utc).replace(microsecond=0)
+    except (ValueError, OverflowError):
+        raise InputError(f"{_short(value)!r} is not an ISO-8601 timestamp (e.g. 2026-11-23T09:30:00Z)",
+                         field=field) from None
+    if not FIRST_YEAR <= dt.year <= LAST_YEAR:
+        raise InputError(f"{_short(value)} is outside the years {FIRST_YEAR}-{LAST_YEAR}", field=field)
+    return dt
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def fmt_ts(dt: datetime) -> str:
+    """The stored form of a UTC timestamp, 'YYYY-MM-DDTHH:MM:SSZ' (isoformat is faster than strftime)."""
+    return dt.isoformat()[:19] + "Z"
+
+
+def to_dt(text: str) -> datetime:
+    """Parse a timestamp stored by loyaltyctl."""
+    if len(text) != 20 or text[10] != "T" or text[19] != "Z":
+        raise ValueError(f"not a stored timestamp: {text!r}")
+    return datetime.fromisoformat(text[:19]).replace(tzinfo=timezone.utc)  # much faster than strptime
+
+
+def shift(ts: str, days: int = 0, seconds: int = 0) -> str:
+    """A stored timestamp moved by whole days and seconds."""
+    return fmt_ts(to_dt(ts) + timedelta(days=days, seconds=seconds))
+
+
+def ts_or_now(value: str | None, field: str = "occurred_at") -> str:
+    """A timestamp in the stored form, from user text (None: now)."""
+    if value and len(value) == 20 and value[10] == "T" and value[19] == "Z" and FIRST_YEAR <= _year(value) <= LAST_YEAR:
+        try:  # already in the stored form (the common case in imports): just check it is a real time
+            datetime.fromisoformat(value[:19])
+            return value
+        except ValueError:
+            pass
+    return fmt_ts(parse_ts(value, field) if value else now())
+
+
+def _year(value: str) -> int:
+    head = value[:4]
+    return int(head) if head.isdigit() else 0
+
+
+def parse_amount(value: str, field: str = "amount", *, allow_zero: bool = False) -> Decimal:
+    """An exact, non-negative decimal with at most 4 decimal places."""
+    text = str(value).strip()
+    if text.startswith("-"):
+        raise InputError(f"amount must not be negative (got {_short(value)})", field=field)
+    if not _AMOUNT.match(text):
+        raise InputError(f"{_short(value)!r} is not a decimal amount (e.g. 12.50)", field=field)
+    if len(text) > 40:
+        raise InputError(f"amount {_short(value)} is too large", field=field)
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the regex already guards
+        raise InputError(f"{_short(value)!r} is not a decimal amount", field=field) from None
+    if amount.as_tuple().exponent < -4:
+        raise InputError(f"{_short(value)} has more than 4 decimal places", field=field)
+    if amount == 0 and not allow_zero:
+        raise InputError("amount must be greater than zero", field=field)
+    if amount >= Decimal(10) ** 14:
+        raise InputError(f"amount {_short(value)} is too large", field=field)
+    return amount
+
+
+def to_e4(amount: Decimal) -> int:
+    return int(amount * SCALE)
+
+
+def from_e4(value: int | None) -> Decimal | None:
+    if value is None:
+        return None
+    return (Decimal(value) / SCALE).quantize(Decimal("0.01")) if value % 100 == 0 else Decimal(value) / SCALE
+
+
+def money(value: Decimal | int | None) -> str:
+    """Currency for display: two decimal places unless more are significant."""
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        value = from_e4(value)
+    q = value.quantize(Decimal("0.01")) if value == value.quantize(Decimal("0.01")) else value.normalize()
+    return f"{q:f}"
+
+
+def num(amount: Decimal | None) -> str | None:
+    """Canonical text of an amount, so 10, 10.0 and 10.00 are the same content."""
+    return None if amount is None else f"{amount.normalize():f}"
+
+
+MAX_POINTS = 10**15
+
+
+def parse_points(value, field: str = "points", *, allow_negative: bool = False) -> int:
+    text = str(value).strip()
+    if len(text) > 40 or not re.fullmatch(r"[+-]?\d+", text):
+        raise InputError(f"{_short(value)!r} is not a whole number of points", field=field)
+    points = int(text)
+    if points == 0:
+        raise InputError("points must not be zero", field=field)
+    if points < 0 and not allow_negative:
+        raise InputError(f"points must be positive (got {points})", field=field)
+    if abs(points) >= MAX_POINTS:
+        raise InputError(f"{_short(points)} points is too large", field=field)
+    return points
+
+
+def parse_key(value: str, field: str) -> str:
+    """An idempotency key (--txn, --response-id): non-empty, at most 200 characters."""
+    key = value.strip()
+    if not key:
+        raise InputError("must not be empty", field=field)
+    if len(key) > 200:
+        raise InputError("longer than 200 characters", field=field)
+    return key
+
+
+def tag_list(tags) -> list[str]:
+    """Tags as given (repeated options, or ';'-separated), stripped, each once, in order."""
+    out: list[str] = []
+    for tag in tags:
+        for t in str(tag).split(";"):
+            t = t.strip()
+            if t and t not in out:
+                out.append(t)
+    return out

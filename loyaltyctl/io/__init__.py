@@ -1,0 +1,1 @@
+"""Files in and out: YAML program files, CSV sources, the rejects file."""

@@ -1,0 +1,264 @@
+"""CSV sources: files (or stdin) read as rows with the physical line each starts on, and
+rows turned into the engine's commands. Errors name the CSV column they are about."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from ..core.engine import check_txn
+from ..core.records import AnonymousSale, Adjust, Event, Join, Opening, Purchase, Redeem, Refund
+from ..core.values import parse_amount, parse_points, tag_list, ts_or_now
+from ..errors import InputError, LoyaltyError, NotFound
+
+MAX_FIELD = 10_000
+csv.field_size_limit(MAX_FIELD * 10)
+
+TXN_COLUMNS = ["txn_id", "member_id", "kind", "occurred_at", "amount", "partner", "points", "reward",
+               "ref_txn_id", "event", "reason", "expires_at"]
+TXN_REQUIRED = ["txn_id", "member_id", "kind", "occurred_at"]
+IGNORED = ["line", "error"]  # added by the rejects file, so a corrected rejects file imports as is
+KINDS = ("purchase", "redeem", "refund", "event", "adjust", "opening")
+MEMBER_COLUMNS = ["member_id", "program", "name", "email", "tags", "referred_by", "joined_at", "account"]
+MEMBER_REQUIRED = ["member_id", "program"]
+NPS_COLUMNS = ["response_id", "member_id", "account", "score", "comment", "answered_at", "program"]
+NPS_REQUIRED = ["response_id", "score", "answered_at"]
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
+
+
+class RowError(LoyaltyError):
+    """A problem with one row: it goes to the rejects file, the rest applies."""
+
+
+@dataclass
+class Source:
+    """An opened CSV input: its name for messages, header, and a row iterator
+    yielding (physical line of the row's start, row dict)."""
+
+    name: str
+    header: list[str]
+    rows: Iterator[tuple[int, dict]]
+    size: int | None
+    position: Callable[[], int]
+
+
+def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, object]:
+    name = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            raw = sys.stdin.buffer
+            size = None
+        else:
+            raw = open(path, "rb")
+            size = os.fstat(raw.fileno()).st_size
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+    counter = _LineCounter(raw)
+    reader = csv.reader(counter)
+    header = _header(name, reader, counter, known, required)
+
+    def rows() -> Iterator[tuple[int, dict]]:
+        while True:
+            start = counter.lines + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield start, {"__error__": f"not valid CSV ({exc})"}
+                continue
+            if not values or values == [""]:
+                continue
+            row = dict(zip(header, values))
+            for ignored in IGNORED:
+                row.pop(ignored, None)
+            if counter.bad_lines and counter.bad_lines[-1] >= start:
+                row["__error__"] = "not UTF-8 text"
+            elif len(values) != len(header):
+                row["__error__"] = f"has {len(values)} fields, the header has {len(header)}"
+            yield start, row
+
+    columns = [h for h in header if h not in IGNORED]
+    return Source(name, columns, rows(), size, lambda: raw.tell() if size is not None else 0), raw
+
+
+def _header(name: str, reader, counter, known: list[str], required: list[str]) -> list[str]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"{name}: empty file (expected a header line: {', '.join(required)}, ...)") from None
+    except csv.Error as exc:
+        raise InputError(f"{name}:1: not valid CSV ({exc})") from None
+    if counter.bad_lines:
+        raise InputError(f"{name}: not UTF-8 text; is it a CSV file?")
+    header = [h.strip() for h in header]
+    if any(_CONTROL.search(h) for h in header):
+        raise InputError(f"{name}:1: the header line has control characters; is it a CSV file?")
+    if not any(header):
+        raise InputError(f"{name}:1: empty header line (expected {', '.join(required)}, ...)")
+    unknown = [h for h in header if h not in known and h not in IGNORED]
+    if unknown:
+        raise InputError(f"{name}:1: unknown column(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{name}:1: missing column(s) {', '.join(missing)}")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise InputError(f"{name}:1: column(s) {', '.join(dupes)} appear twice")
+    return header
+
+
+def file_digest(path: str) -> str | None:
+    """SHA-256 of a regular file (None for stdin, pipes and other streams)."""
+    if path == "-" or not os.path.isfile(path):
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _LineCounter:
+    """Feeds csv.reader one decoded line at a time, counting physical lines and
+    remembering lines that are not UTF-8 (their row is rejected, not the file)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.lines = 0
+        self.bad_lines: list[int] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.raw.readline()
+        if not line:
+            raise StopIteration
+        self.lines += 1
+        if self.lines == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            self.bad_lines.append(self.lines)
+            return line.decode("utf-8", errors="replace")
+
+
+# --- rows -> commands --------------------------------------------------------------------------
+
+
+def check_cells(row: dict) -> None:
+    if "__error__" in row:
+        raise RowError(row.pop("__error__"))
+    values = row.values()
+    if max(map(len, values), default=0) > MAX_FIELD or _CONTROL.search("".join(values)):
+        for key, value in row.items():
+            if len(value) > MAX_FIELD:
+                raise RowError(f"longer than {MAX_FIELD} characters", field=key)
+            if _CONTROL.search(value):
+                raise RowError("contains control characters (a line break inside a quoted cell?)", field=key)
+
+
+def need(row: dict, column: str) -> str:
+    value = (row.get(column) or "").strip()
+    if not value:
+        raise RowError(f"required for kind {row.get('kind')!r}", field=column)
+    return value
+
+
+def _cell(row: dict, column: str) -> str | None:
+    return (row.get(column) or "").strip() or None
+
+
+def transaction(row: dict, program: str | None):
+    """The command a transaction row asks for. The columns every row has are checked first
+    (txn_id, kind, occurred_at, member_id), so a row is refused for the same reason however
+    it would have applied."""
+    check_cells(row)
+    txn = need(row, "txn_id")
+    check_txn(txn)
+    kind = (row.get("kind") or "").strip()
+    if kind not in KINDS:
+        raise RowError(f"{kind!r} is not one of {', '.join(KINDS)}", field="kind")
+    at = ts_or_now(need(row, "occurred_at"), "occurred_at")
+    member = (row.get("member_id") or "").strip()
+    if not member and kind != "purchase":
+        raise RowError(f"required for kind {kind!r}", field="member_id")
+    if not member:
+        return AnonymousSale(txn, program, at, parse_amount(need(row, "amount"), "amount"))
+    if kind == "purchase":
+        return Purchase(txn, member, program, at, True, parse_amount(need(row, "amount"), "amount"),
+                        _cell(row, "partner"))
+    if kind == "event":
+        return Event(txn, member, program, at, True, need(row, "event"))
+    if kind == "redeem":
+        return _redeem(row, txn, member, program, at)
+    if kind == "refund":
+        return Refund(txn, need(row, "ref_txn_id"), at, True, parse_amount(need(row, "amount"), "amount"), member)
+    if kind == "adjust":
+        return Adjust(txn, member, program, at, True, parse_points(need(row, "points"), "points", allow_negative=True),
+                      need(row, "reason"))
+    expires = _cell(row, "expires_at")
+    return Opening(txn, member, program, at, True, parse_points(need(row, "points"), "points"),
+                   ts_or_now(expires, "expires_at") if expires else None)
+
+
+def _redeem(row: dict, txn: str, member: str, program: str | None, at: str) -> Redeem:
+    points, reward = _cell(row, "points"), _cell(row, "reward")
+    if bool(points) == bool(reward):
+        raise RowError("redeem needs exactly one of points or reward")
+    return Redeem(txn, member, program, at, True, parse_points(points, "points") if points else None, reward)
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    join: Join
+    name: str | None
+    email: str | None
+    account: str | None
+
+
+def member(row: dict) -> MemberRow:
+    """A member row: the enrollment it asks for and the contact details it carries."""
+    check_cells(row)
+    member_id = need(row, "member_id")
+    program = need(row, "program")
+    joined = _cell(row, "joined_at")
+    at = ts_or_now(joined, "joined_at")
+    tags = tuple(tag_list([t for t in (row.get("tags") or "").split(";") if t.strip()]))
+    return MemberRow(Join(member_id, program, at, tags, _cell(row, "referred_by")), _cell(row, "name"),
+                     _cell(row, "email"), _cell(row, "account"))
+
+
+class csv_writer:
+    """csv.writer with "\n" line ends that still quotes cells holding a carriage return
+    (the stdlib writer only quotes the characters of its own line terminator, so a lone
+    CR would otherwise be written bare and break the row for every reader)."""
+
+    def __init__(self, out):
+        import csv
+        import io
+
+        self.out = out
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, lineterminator="\r\n")
+
+    def writerow(self, row) -> None:
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.writer.writerow(row)
+        self.out.write(self.buffer.getvalue()[:-2] + "\n")
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)

@@ -1,1 +1,0 @@
-"""Storage: the SQLite connection, schema migrations, and every SQL statement."""

@@ -1,0 +1,80 @@
+"""Points reports: top balances, points expiring soon, and liability (the same figure
+`program plan` shows before and after a change)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.values import money, shift, ts_or_now
+from ..errors import InputError
+from ..store import jobs as job_sql
+from ..store import reports as sql
+from ..store.readers import require_program
+from .shape import Report, codes
+
+
+def balances(db, program: str | None = None, limit: int = 20, as_of: str | None = None) -> Report:
+    """Top members by balance."""
+    if limit <= 0:
+        raise InputError(f"must be a positive number (got {limit})", field="limit")
+    at = ts_or_now(as_of, "as_of")
+    if program:
+        require_program(db, program)
+    values: dict = {}
+    out = []
+    for r in sql.top_balances(db, at, program, limit):
+        code = r["program_code"]
+        if code not in values:
+            p = require_program(db, code)
+            values[code] = (p.point_value, p.currency)
+        pv, cur = values[code]
+        out.append({"member_id": r["member_id"], "name": r["name"], "program": code, "tier": r["tier"],
+                    "balance": r["balance"], "value": money(r["balance"] * pv), "currency": cur})
+    return Report(["member_id", "name", "program", "tier", "balance", "value", "currency"], out, ["balance", "value"])
+
+
+def expiring(db, within: int = 30, min_points: int = 1, program: str | None = None,
+             as_of: str | None = None) -> Report:
+    """Members with points in lots expiring within `within` days, as they stand at --as-of."""
+    if within <= 0:
+        raise InputError("days must be positive", field="within")
+    at = ts_or_now(as_of, "as_of")
+    if program:
+        require_program(db, program)
+    rows = job_sql.expiring(db, at, shift(at, within), program, min_points)
+    return Report(["member_id", "name", "email", "program_code", "points", "lots", "first_expiry"], rows,
+                  ["points", "lots"])
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    """A program's unexpired points at a moment, and the part expiring within 30 and 90 days."""
+
+    members: int
+    points: int
+    expiring_30d: int
+    expiring_90d: int
+
+
+def outstanding(db, at: str, program: str | None = None) -> dict[str, Outstanding]:
+    found = sql.liability(db, at, shift(at, 30), shift(at, 90), program)
+    return {r["program"]: Outstanding(r["members"], r["points"], r["expiring_soon"], r["expiring_later"])
+            for r in found}
+
+
+def liability(db, program: str | None = None, as_of: str | None = None) -> Report:
+    """Outstanding unexpired points per program at --as-of, their currency value, and the
+    part expiring within 30 and 90 days."""
+    at = ts_or_now(as_of, "as_of")
+    found = outstanding(db, at, program)
+    rows = []
+    for code in codes(db, program):
+        p = require_program(db, code)
+        o = found.get(code) or Outstanding(0, 0, 0, 0)
+        rows.append({"program": code, "members": o.members, "points": o.points,
+                     "value": money(o.points * p.point_value), "expiring_30d": o.expiring_30d,
+                     "value_30d": money(o.expiring_30d * p.point_value), "expiring_90d": o.expiring_90d,
+                     "value_90d": money(o.expiring_90d * p.point_value), "currency": p.currency})
+    return Report(["program", "members", "points", "value", "expiring_30d", "value_30d", "expiring_90d",
+                   "value_90d", "currency"], rows,
+                  ["members", "points", "value", "expiring_30d", "value_30d", "expiring_90d", "value_90d"])

@@ -1,0 +1,82 @@
+"""What SQLite and PostgreSQL spell differently. Every other SQL text in the store is
+written in the subset both accept; these functions return the few pieces that are not.
+
+Timestamps are stored as text, 'YYYY-MM-DDTHH:MM:SSZ' (UTC), which both compare in time
+order; these helpers do the arithmetic on them."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+_TS = "%Y-%m-%dT%H:%M:%SZ"
+_PG_TS = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+
+    def epoch(self, expr: str) -> str:
+        """Seconds since 1970 of a stored timestamp."""
+        if self.name == "sqlite":
+            return f"CAST(strftime('%s', {expr}) AS BIGINT)"
+        return f"CAST(EXTRACT(EPOCH FROM CAST({expr} AS TIMESTAMPTZ)) AS BIGINT)"
+
+    def from_epoch(self, expr: str) -> str:
+        """The stored timestamp of seconds since 1970."""
+        if self.name == "sqlite":
+            return f"strftime('{_TS}', {expr}, 'unixepoch')"
+        return f"to_char(to_timestamp({expr}) AT TIME ZONE 'UTC', '{_PG_TS}')"
+
+    def add_days(self, expr: str, days: str) -> str:
+        """A stored timestamp moved by a whole number of days (an SQL integer expression)."""
+        if self.name == "sqlite":
+            return f"strftime('{_TS}', {expr}, ({days}) || ' days')"
+        return (f"to_char((CAST({expr} AS TIMESTAMPTZ) AT TIME ZONE 'UTC') + make_interval(days => CAST({days} AS INT)),"
+                f" '{_PG_TS}')")
+
+    def least(self, a: str, b: str) -> str:
+        return f"min({a}, {b})" if self.name == "sqlite" else f"LEAST({a}, {b})"
+
+    def ids(self, param: str) -> str:
+        """A set of integers passed as one parameter (see values())."""
+        if self.name == "sqlite":
+            return f"(SELECT value FROM json_each(:{param}))"
+        return (f"(SELECT CAST(j.value AS BIGINT) AS value"
+                f" FROM json_array_elements_text(CAST(:{param} AS JSON)) AS j(value))")
+
+    def texts(self, param: str) -> str:
+        """A set of strings passed as one parameter (see values())."""
+        if self.name == "sqlite":
+            return f"(SELECT value FROM json_each(:{param}))"
+        return f"(SELECT j.value AS value FROM json_array_elements_text(CAST(:{param} AS JSON)) AS j(value))"
+
+    @staticmethod
+    def values(items) -> str:
+        return json.dumps(list(items))
+
+    def not_indexed(self) -> str:
+        """Planner hint: read the table rather than an index (SQLite only)."""
+        return "NOT INDEXED" if self.name == "sqlite" else ""
+
+    def indexed_by(self, index: str) -> str:
+        return f"INDEXED BY {index}" if self.name == "sqlite" else ""
+
+    def unary_plus(self) -> str:
+        """SQLite's '+column' keeps the planner off an index on it; PostgreSQL needs no hint."""
+        return "+" if self.name == "sqlite" else ""
+
+
+SQLITE = Dialect("sqlite")
+POSTGRES = Dialect("postgresql")
+
+_NAMED = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def to_pyformat(sql: str) -> str:
+    """SQLite's :name and ? placeholders as psycopg's %(name)s and %s."""
+    sql = sql.replace("%", "%%")
+    sql = _NAMED.sub(r"%(\1)s", sql)
+    return sql.replace("?", "%s")

@@ -1,0 +1,265 @@
+"""Members, enrollments and what `member show`, `member list` and `history` read:
+balances, counters and tiers as they stood at a moment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.records import Enrollment
+from .connection import Database
+from .fragments import fragments, tier_at as tier_at_sql
+
+# --- members and enrollments --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    member_id: str
+    name: str | None
+    email: str | None
+    account: str | None
+    created_at: str
+    erased_at: str | None
+
+
+def member(db: Database, member_id: str) -> Member | None:
+    row = db.one("SELECT member_id, name, email, account, created_at, erased_at FROM members WHERE member_id = ?",
+                 (member_id,))
+    return Member(*row) if row else None
+
+
+def insert_member(db: Database, member_id: str, name, email, account, at: str) -> None:
+    db.execute("INSERT INTO members (member_id, name, email, account, created_at) VALUES (?, ?, ?, ?, ?)",
+               (member_id, name, email, account, at))
+
+
+def update_contact(db: Database, member_id: str, name, email, account) -> None:
+    """Fill in contact fields given at a later enrollment (members, not the ledger)."""
+    db.execute(
+        """UPDATE members SET name = COALESCE(?, name), email = COALESCE(?, email),
+                              account = COALESCE(?, account) WHERE member_id = ?""",
+        (name, email, account, member_id),
+    )
+
+
+_ENROLLMENT = "SELECT id, member_id, program_code, tags, joined_at, referred_by, recorded_at FROM enrollments"
+
+
+def _enrollment(row) -> Enrollment:
+    return Enrollment(row[0], row[1], row[2], tuple(t for t in row[3].split(";") if t), row[4], row[5], row[6])
+
+
+def enrollment(db: Database, member_id: str, program: str) -> Enrollment | None:
+    row = db.one(_ENROLLMENT + " WHERE member_id = ? AND program_code = ?", (member_id, program))
+    return _enrollment(row) if row else None
+
+
+def enrollment_by_id(db: Database, enrollment_id: int) -> Enrollment | None:
+    row = db.one(_ENROLLMENT + " WHERE id = ?", (enrollment_id,))
+    return _enrollment(row) if row else None
+
+
+def enrollments_of(db: Database, member_id: str) -> list[Enrollment]:
+    return [_enrollment(r) for r in db.all(_ENROLLMENT + " WHERE member_id = ? ORDER BY program_code", (member_id,))]
+
+
+def cached_totals(db: Database, enrollment_id: int) -> tuple[int, int]:
+    """The enrollment's cached points total and debt (verify checks them against the entries)."""
+    row = db.one("SELECT points_total, uncovered FROM enrollments WHERE id = ?", (enrollment_id,))
+    return row[0], row[1]
+
+
+def has_partner_rules(db: Database, program: str | None = None) -> bool:
+    """Whether any version of the program (of any program) has a partner earn rule; if not,
+    every purchase recorded under it is a spend purchase."""
+    import json
+
+    sql, params = "SELECT definition FROM program_versions", ()
+    if program:
+        sql, params = sql + " WHERE program_code = ?", (program,)
+    return any(spec.get("rule") == "partner"
+               for (definition,) in db.all(sql, params) for spec in json.loads(definition).get("earn") or [])
+
+
+# --- state as of a moment ----------------------------------------------------------------------
+
+
+def balance_at(db: Database, enrollment_id: int, t: str) -> int:
+    """Points of lots alive at t, as they stood at t, plus any uncovered claw-back (debt)."""
+    f = fragments(db.dialect)
+    return db.scalar(
+        f"""SELECT COALESCE((SELECT SUM({f.lot_at}) FROM lots l
+                     WHERE l.enrollment_id = :e AND l.earned_at <= :t AND {f.lot_alive}), 0)
+                 + COALESCE((SELECT SUM(uncovered) FROM entries
+                     WHERE enrollment_id = :e AND effective_at <= :t), 0)""",
+        {"e": enrollment_id, "t": t},
+    )
+
+
+@dataclass(frozen=True)
+class Counters:
+    earned: int
+    redeemed: int
+    clawed_back: int
+    adjusted: int
+    expired: int
+    expiring_soon: int
+    next_expiry: str | None
+    last_activity: str | None
+
+
+def counters_at(db: Database, enrollment_id: int, t: str, soon: str) -> Counters:
+    """Lifetime counters as of t; `soon` bounds the 'expiring soon' window."""
+    f = fragments(db.dialect)
+    row = db.one(
+        f"""SELECT
+              COALESCE(SUM(CASE WHEN kind IN ('earn', 'opening') THEN points END), 0) AS earned,
+              COALESCE(-SUM(CASE WHEN rule_kind = 'redeem' THEN points END), 0) AS redeemed,
+              COALESCE(-SUM(CASE WHEN kind = 'refund' AND rule_kind <> 'redeem' THEN points END), 0)
+                  AS clawed_back,
+              COALESCE(SUM(CASE WHEN kind = 'adjust' THEN points END), 0) AS adjusted,
+              (SELECT COALESCE(SUM({f.lot_at_expiry}), 0) FROM lots l
+                 WHERE l.enrollment_id = :e AND {f.lot_expired}) AS expired,
+              (SELECT COALESCE(SUM({f.lot_at}), 0) FROM lots l
+                 WHERE l.enrollment_id = :e AND l.earned_at <= :t
+                   AND {f.lot_expiry} > :t AND {f.lot_expiry} <= :soon) AS expiring_soon,
+              (SELECT MIN({f.lot_expiry}) FROM lots l
+                 WHERE l.enrollment_id = :e AND l.earned_at <= :t
+                   AND {f.lot_expiry} > :t AND {f.lot_at} > 0) AS next_expiry,
+              MAX(CASE WHEN kind IN ('earn', 'redeem') THEN effective_at END) AS last_activity
+            FROM entries WHERE enrollment_id = :e AND effective_at <= :t""",
+        {"e": enrollment_id, "t": t, "soon": soon},
+    )
+    return Counters(*row)
+
+
+def tier_at(db: Database, enrollment_id: int, t: str) -> str | None:
+    """The enrollment's tier at t (its latest tier change by then)."""
+    return db.scalar(f"SELECT {tier_at_sql(':e')}", {"e": enrollment_id, "t": t})
+
+
+def qualifying_total(db: Database, enrollment_id: int, basis: str, start: str, t: str) -> int:
+    """Spend (amount_e4) or points earned in the window (start, t], net of refunds."""
+    f = fragments(db.dialect)
+    total = db.scalar(f"SELECT q.total FROM ({f.qualifying_totals(basis, 'AND p.enrollment_id = :e')}) q",
+                      {"e": enrollment_id, "start": start, "t": t})
+    return total or 0
+
+
+# --- history ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pending:
+    lot_id: int
+    expires_at: str
+    points: int
+    rule: str
+
+
+def pending_expiries(db: Database, enrollment_id: int, t: str) -> list[Pending]:
+    """Lots expired at t whose expiry the expire job has not recorded yet, with the points it will take."""
+    f = fragments(db.dialect)
+    rows = db.all(
+        f"""SELECT l.id, {f.lot_expiry} AS expires_at, {f.lot_at_expiry} AS points,
+                   CASE WHEN l.expires_at IS NOT NULL AND l.expires_at <= {f.lot_expiry} THEN 'expiry'
+                        ELSE 'inactivity' END AS rule
+            FROM lots l
+            WHERE l.enrollment_id = :e AND {f.lot_expired}
+              AND NOT EXISTS (SELECT 1 FROM lot_moves m JOIN entries e ON e.id = m.entry_id
+                              WHERE m.lot_id = l.id AND e.kind = 'expire')
+              AND {f.lot_at_expiry} > 0
+            ORDER BY 2, l.id""",
+        {"e": enrollment_id, "t": t},
+    )
+    return [Pending(*r) for r in rows]
+
+
+def history(db: Database, enrollment_id: int, t: str | None) -> list[dict]:
+    """Entries up to t with their program version, the lot each created and the txn each cites."""
+    sql = """SELECT e.*, v.version AS program_version,
+                    (SELECT l.id FROM lots l WHERE l.entry_id = e.id) AS lot_id,
+                    (SELECT l.expires_at FROM lots l WHERE l.entry_id = e.id) AS lot_expires_at,
+                    r.txn_id AS ref_txn_id
+             FROM entries e JOIN program_versions v ON v.id = e.program_version_id
+             LEFT JOIN entries r ON r.id = e.ref_entry_id
+             WHERE e.enrollment_id = ?"""
+    params: list = [enrollment_id]
+    if t:
+        sql += " AND e.effective_at <= ?"
+        params.append(t)
+    return [dict(r) for r in db.all(sql + " ORDER BY e.effective_at, e.id", params)]
+
+
+def moves_by_entry(db: Database, enrollment_id: int) -> dict[int, list[tuple[int, int]]]:
+    rows = db.all(
+        """SELECT m.entry_id, m.lot_id, m.points FROM lot_moves m JOIN lots l ON l.id = m.lot_id
+           WHERE l.enrollment_id = ? ORDER BY m.id""",
+        (enrollment_id,),
+    )
+    out: dict[int, list] = {}
+    for entry_id, lot_id, points in rows:
+        out.setdefault(entry_id, []).append((lot_id, points))
+    return out
+
+
+def tier_changes_of(db: Database, enrollment_id: int, t: str | None) -> list[dict]:
+    sql = "SELECT * FROM tier_changes WHERE enrollment_id = ?"
+    params: list = [enrollment_id]
+    if t:
+        sql += " AND effective_at <= ?"
+        params.append(t)
+    return [dict(r) for r in db.all(sql + " ORDER BY effective_at, id", params)]
+
+
+# --- all members at a moment ---------------------------------------------------------------------
+
+
+def balances_at(db: Database, t: str, program: str | None = None, tier: str | None = None) -> list[dict]:
+    """Every enrollment with its balance and tier as they stood at t, in one query."""
+    f = fragments(db.dialect)
+    sql = f"""
+        WITH lot_at AS (
+            SELECT l.enrollment_id AS eid, l.points + COALESCE(SUM(m.points), 0) AS rem
+            FROM lots l LEFT JOIN lot_moves m ON m.lot_id = l.id AND m.effective_at <= :t
+            WHERE l.earned_at <= :t AND {f.lot_alive}
+            GROUP BY l.id, l.enrollment_id, l.points
+        ), lot_sum AS (
+            SELECT eid, SUM(rem) AS points FROM lot_at GROUP BY eid
+        ), debt AS (
+            SELECT enrollment_id AS eid, SUM(uncovered) AS points FROM entries
+            WHERE uncovered <> 0 AND effective_at <= :t GROUP BY enrollment_id
+        ), tier_now AS (
+            SELECT e.id AS eid, {tier_at_sql('e.id')} AS tier FROM enrollments e
+        )
+        SELECT e.id, e.member_id, e.program_code, m.name, e.joined_at, ta.tier,
+               COALESCE(ls.points, 0) + COALESCE(d.points, 0) AS balance
+        FROM enrollments e
+        JOIN members m ON m.member_id = e.member_id
+        LEFT JOIN lot_sum ls ON ls.eid = e.id
+        LEFT JOIN debt d ON d.eid = e.id
+        LEFT JOIN tier_now ta ON ta.eid = e.id
+        WHERE e.joined_at <= :t"""
+    params: dict = {"t": t}
+    if program:
+        sql += " AND e.program_code = :program"
+        params["program"] = program
+    if tier:
+        sql += " AND ta.tier = :tier"
+        params["tier"] = tier
+    return [dict(r) for r in db.all(sql + " ORDER BY e.member_id, e.program_code", params)]
+
+
+def erase(db: Database, member_id: str, marker: str, at: str) -> int:
+    """Replace personal data with a marker; returns how many NPS comments were erased."""
+    db.execute(
+        """UPDATE members SET name = CASE WHEN name IS NULL THEN NULL ELSE ? END,
+                              email = CASE WHEN email IS NULL THEN NULL ELSE ? END, erased_at = ?
+           WHERE member_id = ?""",
+        (marker, marker, at, member_id),
+    )
+    cur = db.execute(
+        "UPDATE nps_responses SET comment = ? WHERE member_id = ? AND comment IS NOT NULL AND comment <> ''",
+        (marker, member_id),
+    )
+    return cur.rowcount

@@ -1,0 +1,62 @@
+"""Program versions: every applied definition is kept; a program's current version is the latest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .connection import Database
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A program's current version as stored."""
+
+    code: str
+    name: str
+    version: int
+    version_id: int
+    definition: str
+    applied_at: str
+    members: int
+
+
+def current(db: Database, code: str | None = None) -> list[Applied]:
+    """Current versions (of one program, or all by code), with their member counts."""
+    sql = """SELECT p.code, p.name, p.current_version, v.id, v.definition, v.applied_at,
+                    (SELECT count(*) FROM enrollments e WHERE e.program_code = p.code)
+             FROM programs p JOIN program_versions v ON v.program_code = p.code AND v.version = p.current_version"""
+    if code is not None:
+        return [Applied(*r) for r in db.all(sql + " WHERE p.code = ?", (code,))]
+    return [Applied(*r) for r in db.all(sql + " ORDER BY p.code")]
+
+
+def codes(db: Database) -> list[str]:
+    return [r[0] for r in db.all("SELECT code FROM programs ORDER BY code")]
+
+
+def definition_of_version(db: Database, version_id: int) -> tuple[int, str]:
+    """(version number, canonical JSON) of a stored version."""
+    row = db.one("SELECT version, definition FROM program_versions WHERE id = ?", (version_id,))
+    return row[0], row[1]
+
+
+def insert_version(db: Database, code: str, name: str, definition: str, source: str, at: str) -> int:
+    current_version = db.scalar("SELECT current_version FROM programs WHERE code = ?", (code,))
+    version = (current_version or 0) + 1
+    if current_version is None:
+        db.execute("INSERT INTO programs (code, name, current_version) VALUES (?, ?, ?)", (code, name, version))
+    else:
+        db.execute("UPDATE programs SET name = ?, current_version = ? WHERE code = ?", (name, version, code))
+    db.execute(
+        "INSERT INTO program_versions (program_code, version, definition, source, applied_at) VALUES (?, ?, ?, ?, ?)",
+        (code, version, definition, source, at),
+    )
+    return version
+
+
+def ever_defined(db: Database, code: str | None = None) -> list[str]:
+    """Every definition any version of the program (of any program) had."""
+    sql, params = "SELECT definition FROM program_versions", ()
+    if code:
+        sql, params = sql + " WHERE program_code = ?", (code,)
+    return [r[0] for r in db.all(sql + " ORDER BY id", params)]
