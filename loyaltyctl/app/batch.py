@@ -122,7 +122,9 @@ def _post_row(book, commands: list) -> tuple[str, str | None, list[Posting]]:
             for take_back in reversed(undo):
                 take_back()
             return "rejected", _error(posting.error), []
-        undo.append(engine.apply(book, posting))
+        take_back = engine.apply(book, posting)
+        if take_back is not None:
+            undo.append(take_back)
         made.append(posting)
     return made[-1].status, None, made
 

@@ -2,24 +2,25 @@
 claw-backs, tier upgrades and idempotency.
 
 `post(book, command)` reads the book (the ledger state a command or a batch of commands
-needs, loaded by the store) and returns a Posting (rows to write, member states after)
-or a Reject (a LoyaltyError naming its field). It changes nothing; `apply(book, posting)`
-folds a posting into the book so the next command of a batch sees it. Single commands
-and imports run exactly this code."""
+needs, loaded by the store) and returns a Posting (the rows to write, and what the member
+states learn from them) or a Reject (a LoyaltyError naming its field); it changes
+nothing. `apply(book, posting)` folds a posting into the book so that the next command
+of a batch sees it. Single commands and imports run exactly this code."""
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import replace
+from decimal import Decimal
 
 from ..errors import Conflict, InputError, LoyaltyError, NotFound
 from . import rules
 from .program import unknown_program
 from .records import (
-    Adjust, AnonymousSale, Book, Entry, Enrollment, Event, Join, Lot, MemberState, Move, Opening, Posting,
-    Prior, Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
+    Adjust, AnonymousSale, Book, Entry, Enrollment, Event, Join, Lot, MemberState, Move, Opening, Posting, Prior,
+    Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
 )
-from .values import from_e4, money, num, shift, to_e4
+from .values import from_e4, money, num, to_e4
 
 # The expire job names its entries expire-<lot id>: an operator's id may not.
 RESERVED_TXN_PREFIX = "expire-"
@@ -67,13 +68,6 @@ def _member(book: Book, member: str, program: str | None) -> MemberState:
     return book.members[eid]
 
 
-def _new_id(book: Book, taken: list[int]) -> int:
-    """A provisional id, distinct from those this posting already took."""
-    ident = book.next_id + len(taken)
-    taken.append(ident)
-    return ident
-
-
 def _repeat(book: Book, txn: str, text: str, at: str, at_given: bool, *, sale: bool = False) -> Prior | None:
     """The prior recording of this transaction id with the same content (a repeat), else None;
     an id used for other content, or for the other kind of record, is a conflict."""
@@ -89,10 +83,6 @@ def _repeat(book: Book, txn: str, text: str, at: str, at_given: bool, *, sale: b
     return prior
 
 
-def _duplicate(prior: Prior, txn: str) -> Posting:
-    return Posting("duplicate", txn, entry=prior.entry)
-
-
 def _check_time(state: MemberState, at: str, *, activity: bool) -> None:
     enr = state.enrollment
     if at < enr.joined_at:
@@ -105,141 +95,146 @@ def _check_time(state: MemberState, at: str, *, activity: bool) -> None:
                        "(recorded by the expire job); record it at or after that time", field="occurred_at")
 
 
-def _entry(book: Book, taken: list[int], state: MemberState, txn: str, at: str, **fields) -> Entry:
-    return Entry(id=_new_id(book, taken), txn_id=txn, enrollment_id=state.enrollment.id,
-                 version_id=state.program.version_id, effective_at=at, recorded_at=book.now, **fields)
-
-
-# --- credits and debits ---------------------------------------------------------------
+# --- a posting as it is worked out -----------------------------------------------------------
 
 
 class _Draft:
-    """The rows of one posting as it is worked out, and the member states it changes."""
+    """The rows of one posting as it is worked out. Member states are read, never changed:
+    what this posting already did to them (debt repaid, points taken, tiers reached) is
+    kept here and read through it."""
 
     def __init__(self, book: Book):
         self.book = book
-        self.taken: list[int] = []
+        self.next_id = book.next_id
         self.entries: list[Entry] = []
         self.lots: list[Lot] = []
         self.moves: list[Move] = []
         self.tiers: list[TierChange] = []
-        self.states: dict[int, MemberState] = {}
-        self.upgraded: str | None = None  # the tier the command's own moment reached
+        self.qualifying: list[tuple[int, Qualifying]] = []
+        self.activity: list[tuple[int, str]] = []
+        self.debt: dict[int, int] = {}
+        self.upgraded: str | None = None
 
-    def state(self, state: MemberState) -> MemberState:
-        return self.states.get(state.enrollment.id, state)
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
 
-    def posting(self, txn: str, entry: Entry, **extra) -> Posting:
+    def entry(self, state: MemberState, txn: str, at: str, points: int, uncovered: int = 0, **fields) -> Entry:
+        made = Entry(self.new_id(), txn, state.enrollment.id, fields.pop("kind"), fields.pop("rule_kind"),
+                     state.program.version_id, points, at, self.book.now, uncovered=uncovered, **fields)
+        self.entries.append(made)
+        return made
+
+    def posting(self, txn: str, entry: Entry | None, **extra) -> Posting:
         return Posting("recorded", txn, entry=entry, entries=tuple(self.entries), lots=tuple(self.lots),
-                       moves=tuple(self.moves), tier_changes=tuple(self.tiers), states=tuple(self.states.values()),
-                       upgraded=self.upgraded, **extra)
+                       moves=tuple(self.moves), tier_changes=tuple(self.tiers), qualifying=tuple(self.qualifying),
+                       activity=tuple(self.activity), upgraded=self.upgraded, **extra)
 
-    def credit(self, state: MemberState, entry: Entry, expires_at: str | None) -> Entry:
-        """Record a crediting entry; its points go into a new lot, first repaying any debt."""
-        state = self.state(state)
-        points = entry.points
-        repay = min(-state.debt, points) if points > 0 else 0
-        entry = replace(entry, uncovered=repay)
-        self.entries.append(entry)
-        lots = state.lots
+    # --- points ---
+
+    def credit(self, state: MemberState, txn: str, at: str, points: int, expires_at: str | None, **fields) -> Entry:
+        """A crediting entry; its points go into a new lot, first repaying any debt."""
+        eid = state.enrollment.id
+        debt = state.debt + self.debt.get(eid, 0)
+        repay = min(-debt, points) if points > 0 else 0
+        entry = self.entry(state, txn, at, points, repay, **fields)
+        self.debt[eid] = self.debt.get(eid, 0) + repay
         if points > 0:
-            lot = Lot(_new_id(self.book, self.taken), state.enrollment.id, entry.id, points, points - repay,
-                      entry.effective_at, expires_at, state.program.inactivity_days)
+            lot = Lot(self.new_id(), eid, entry.id, points, points, at, expires_at, state.program.inactivity_days)
             self.lots.append(lot)
             if repay:
-                self.moves.append(Move(lot.id, entry.id, -repay, entry.effective_at))
-            if lot.remaining:
-                lots = lots + (lot,)
-        self.states[state.enrollment.id] = replace(state, debt=state.debt + repay, lots=lots)
+                self.moves.append(Move(lot.id, entry.id, -repay, at))
         return entry
 
-    def debit(self, state: MemberState, entry: Entry, *, allow_debt: bool, first: int | None = None) -> Entry:
-        """Record a debiting entry, taking points from the lots alive then, soonest expiry first."""
-        state = self.state(state)
-        at = entry.effective_at
-        live = [lot for lot in state.lots if rules.lot_alive(lot, at, state.activity)]
-        order = rules.fifo_order(live, state.activity, first)
-        taken, rest = rules.fifo_take([(lot.id, lot.remaining) for lot in order], -entry.points)
-        if rest and not allow_debt:  # pragma: no cover - callers check the balance first
-            raise Conflict("insufficient points")
-        entry = replace(entry, uncovered=-rest)
-        self.entries.append(entry)
+    def debit(self, state: MemberState, txn: str, at: str, points: int, *, first: int | None = None,
+              **fields) -> Entry:
+        """A debiting entry, taking points from the lots alive then, soonest expiry first; what
+        no lot covers is debt."""
+        order = rules.fifo_order(_live(state, at), state.activity, first)
+        taken, rest = rules.fifo_take([(lot.id, lot.remaining) for lot in order], points)
+        entry = self.entry(state, txn, at, -points, -rest, **fields)
+        self.debt[state.enrollment.id] = self.debt.get(state.enrollment.id, 0) - rest
         self.moves += [Move(lot_id, entry.id, -take, at) for lot_id, take in taken]
-        self.states[state.enrollment.id] = replace(state, debt=state.debt - rest,
-                                                   lots=_less(state.lots, dict(taken)))
         return entry
 
-    def activity(self, state: MemberState, at: str) -> None:
-        """An earn or redemption: it moves inactivity deadlines."""
-        state = self.state(state)
-        if state.program.inactivity_days is None and not state.activity:
-            return
-        activity = list(state.activity)
-        bisect.insort(activity, at)
-        self.states[state.enrollment.id] = replace(state, activity=tuple(activity))
+    # --- tiers ---
 
-    def qualify(self, state: MemberState, item: Qualifying) -> None:
-        state = self.state(state)
-        window = list(state.window)
-        bisect.insort(window, item, key=lambda q: (q.at, q.entry_id))
-        self.states[state.enrollment.id] = replace(state, window=tuple(window))
+    def earn(self, state: MemberState, txn: str, at: str, points: int, expires_at: str | None, **fields) -> Entry:
+        """A credit that is activity and may count toward tiers (purchases, events, referrals)."""
+        entry = self.credit(state, txn, at, points, expires_at, **fields)
+        p = state.program
+        eid = state.enrollment.id
+        item = None
+        if p.tiered and rules.counts_for_tier(p, entry.rule_kind):
+            item = Qualifying(at, at, entry.amount_e4 if p.basis == "spend" else points, entry.id)
+            self.qualifying.append((eid, item))
+        if p.inactivity_days is not None or state.activity:
+            self.activity.append((eid, at))
+        self.upgrades(state, at, item)
+        return entry
 
-    def upgrades(self, state: MemberState, at: str, counted: bool) -> None:
-        """Upgrade where the window's total crossed a higher threshold: at `at`, and, when the
-        new credit counts toward tiers, at every later qualifying credit whose window holds it
-        (a back-dated credit can lift tiers after it). Entries already recorded keep their points."""
-        state = self.state(state)
+    def upgrades(self, state: MemberState, at: str, item: Qualifying | None) -> None:
+        """Upgrade where the window's total crossed a higher threshold: at `at`, and, when the new
+        credit counts toward tiers, at every later qualifying credit whose window holds it (a
+        back-dated credit can lift tiers after it). Entries already recorded keep their points."""
         p = state.program
         if not p.tiered:
             return
-        moments = [at]
-        if counted:
-            end = shift(at, p.window_days)
-            moments += sorted({q.at for q in state.window if at < q.at < end})
+        eid = state.enrollment.id
+        tiers = _merged_tiers(state.tiers, [c for c in self.tiers if c.enrollment_id == eid])
+        window, extra, moments = state.window, item, [at]
+        if item is not None and window and window[-1].at >= at:  # credits at or after this one
+            window, extra = _merged(window, item), None
+            end = rules.window_end(at, p.window_days)
+            moments += sorted({q.at for q in window if at < q.at < end})
         for moment in moments:
-            reached = self._upgrade_at(self.state(state), moment)
-            if reached and moment == at:
-                self.upgraded = reached
+            reached = self._upgrade_at(state, moment, window, tiers, extra)
+            if reached is not None:
+                tiers = _merged_tiers(tiers, [reached])
+                if moment == at:
+                    self.upgraded = reached.tier
 
-    def _upgrade_at(self, state: MemberState, at: str) -> str | None:
+    def _upgrade_at(self, state: MemberState, at: str, window, tiers, extra: Qualifying | None) -> TierChange | None:
         p = state.program
-        change = rules.tier_at(state.tiers, at)
+        change = rules.tier_at(tiers, at)
         tier = change.tier if change else None
-        total = rules.qualifying_value(p, rules.qualifying_total(state.window, at, p.window_days))
-        found = rules.upgrade_to(p, tier, total)
+        total = rules.qualifying_total(window, at, p.window_days) + (extra.value if extra is not None else 0)
+        level = p.level(tier)
+        if level is not None and rules.reached_index(p, total) <= level.index:
+            return None  # the common case, decided without Decimals
+        found = rules.upgrade_to(p, tier, rules.qualifying_value(p, total))
         if found is None:
             return None
         reached, reason = found
-        made = TierChange(_new_id(self.book, self.taken), state.enrollment.id, reached.name,
-                          tier if p.level(tier) else None, "earn", reason, p.version_id, at, self.book.now)
+        made = TierChange(self.new_id(), state.enrollment.id, reached.name, tier if p.level(tier) else None, "earn",
+                          reason, p.version_id, at, self.book.now)
         self.tiers.append(made)
-        tiers = list(state.tiers)
-        bisect.insort(tiers, made, key=lambda c: (c.effective_at, c.id))
-        self.states[state.enrollment.id] = replace(state, tiers=tuple(tiers))
-        return reached.name
+        return made
 
 
-def _less(lots: tuple[Lot, ...], taken: dict[int, int]) -> tuple[Lot, ...]:
-    """The lots after taking points from some of them; emptied lots leave the open set."""
-    out = []
-    for lot in lots:
-        take = taken.get(lot.id, 0)
-        if lot.remaining - take > 0:
-            out.append(replace(lot, remaining=lot.remaining - take) if take else lot)
-    return tuple(out)
+def _tier_key(change: TierChange):
+    return change.effective_at, change.id
 
 
-def _earn(draft: _Draft, state: MemberState, entry: Entry, expires_at: str | None) -> Entry:
-    """A credit that is activity and may count toward tiers (purchases, events, referrals)."""
-    entry = draft.credit(state, entry, expires_at)
-    p = state.program
-    counted = p.tiered and rules.counts_for_tier(p, entry.rule_kind)
-    if counted:
-        value = entry.amount_e4 if p.basis == "spend" else entry.points
-        draft.qualify(state, Qualifying(entry.effective_at, entry.effective_at, value, entry.id))
-    draft.activity(state, entry.effective_at)
-    draft.upgrades(state, entry.effective_at, counted)
-    return entry
+def _merged(window: list[Qualifying], item: Qualifying | None) -> list[Qualifying]:
+    if item is None:
+        return window
+    out = list(window)
+    bisect.insort(out, item, key=lambda q: (q.at, q.entry_id))
+    return out
+
+
+def _merged_tiers(tiers: list[TierChange], mine: list[TierChange]) -> list[TierChange]:
+    if not mine:
+        return tiers
+    out = list(tiers)
+    for change in mine:
+        bisect.insort(out, change, key=_tier_key)
+    return out
+
+
+def _live(state: MemberState, at: str) -> list[Lot]:
+    return [lot for lot in state.lots.values() if rules.lot_alive(lot, at, state.activity)]
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -252,17 +247,17 @@ def _purchase(book: Book, cmd: Purchase) -> Posting:
                          partner=cmd.partner)
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
-        return _duplicate(prior, cmd.txn)
+        return Posting("duplicate", cmd.txn, entry=prior.entry)
     _check_time(state, cmd.at, activity=True)
     change = rules.tier_at(state.tiers, cmd.at) if p.tiered else None
     tier = change.tier if change else None
     terms = rules.purchase_terms(p, state.enrollment.tags, cmd.partner, tier, cmd.member)
-    points = rules.earn_points(cmd.amount, terms.rate, terms.multiplier).points
+    points = rules.points_for(cmd.amount, terms.rate, terms.multiplier)
     draft = _Draft(book)
-    entry = _entry(book, draft.taken, state, cmd.txn, cmd.at, kind="earn", rule_kind=terms.rule.kind,
-                   rule_index=terms.rule.index, points=points, amount_e4=to_e4(cmd.amount), rate=str(terms.rate),
-                   tier=tier, multiplier=str(terms.multiplier), partner=cmd.partner, content=text)
-    entry = _earn(draft, state, entry, rules.expiry_for(p, cmd.at))
+    entry = draft.earn(state, cmd.txn, cmd.at, points, rules.expiry_for(p, cmd.at), kind="earn",
+                       rule_kind=terms.rule.kind, rule_index=terms.rule.index, amount_e4=to_e4(cmd.amount),
+                       rate=str(terms.rate), tier=tier, multiplier=str(terms.multiplier), partner=cmd.partner,
+                       content=text)
     return draft.posting(cmd.txn, entry)
 
 
@@ -272,7 +267,7 @@ def _event(book: Book, cmd: Event) -> Posting:
     text = rules.content(member=cmd.member, program=p.code, kind="event", event=cmd.event)
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
-        return _duplicate(prior, cmd.txn)
+        return Posting("duplicate", cmd.txn, entry=prior.entry)
     _check_time(state, cmd.at, activity=True)
     rule = p.event_rule(cmd.event)
     if rule is None:
@@ -283,12 +278,9 @@ def _event(book: Book, cmd: Event) -> Posting:
     if why:
         raise Conflict(why)
     draft = _Draft(book)
-    entry = _entry(book, draft.taken, state, cmd.txn, cmd.at, kind="earn", rule_kind="event", rule_index=rule.index,
-                   points=int(rule.get("points")), event=cmd.event, content=text)
-    entry = _earn(draft, state, entry, rules.expiry_for(p, cmd.at))
-    after = draft.state(state)
-    draft.states[state.enrollment.id] = replace(after, events=after.events + ((cmd.event, cmd.at),))
-    return draft.posting(cmd.txn, entry)
+    entry = draft.earn(state, cmd.txn, cmd.at, int(rule.get("points")), rules.expiry_for(p, cmd.at), kind="earn",
+                       rule_kind="event", rule_index=rule.index, event=cmd.event, content=text)
+    return draft.posting(cmd.txn, entry, events=((state.enrollment.id, cmd.event, cmd.at),))
 
 
 def _redeem(book: Book, cmd: Redeem) -> Posting:
@@ -297,19 +289,18 @@ def _redeem(book: Book, cmd: Redeem) -> Posting:
     text = rules.content(member=cmd.member, program=p.code, kind="redeem", points=cmd.points, reward=cmd.reward)
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
-        return _duplicate(prior, cmd.txn)
+        return Posting("duplicate", cmd.txn, entry=prior.entry)
     points = cmd.points if cmd.reward is None else p.reward_points(cmd.reward)
     _check_time(state, cmd.at, activity=True)
-    live = [lot for lot in state.lots if rules.lot_alive(lot, cmd.at, state.activity)]
-    have = sum(lot.remaining for lot in live) + state.debt
+    have = sum(lot.remaining for lot in _live(state, cmd.at)) + state.debt
     if have < points:
         raise Conflict(f"insufficient points: member {cmd.member!r} has {have} available at {cmd.at}, "
                        f"redemption needs {points}")
     draft = _Draft(book)
-    entry = _entry(book, draft.taken, state, cmd.txn, cmd.at, kind="redeem", rule_kind="redeem", points=-points,
-                   reward=cmd.reward, content=text)
-    entry = draft.debit(state, entry, allow_debt=False)
-    draft.activity(state, cmd.at)
+    entry = draft.debit(state, cmd.txn, cmd.at, points, kind="redeem", rule_kind="redeem", reward=cmd.reward,
+                        content=text)
+    if p.inactivity_days is not None or state.activity:
+        draft.activity.append((state.enrollment.id, cmd.at))
     return draft.posting(cmd.txn, entry)
 
 
@@ -322,15 +313,14 @@ def _adjust(book: Book, cmd: Adjust) -> Posting:
     text = rules.content(member=cmd.member, program=p.code, kind="adjust", points=cmd.points, reason=reason)
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
-        return _duplicate(prior, cmd.txn)
+        return Posting("duplicate", cmd.txn, entry=prior.entry)
     _check_time(state, cmd.at, activity=False)
     draft = _Draft(book)
-    entry = _entry(book, draft.taken, state, cmd.txn, cmd.at, kind="adjust", rule_kind="adjust", points=cmd.points,
-                   reason=reason, content=text)
+    fields = dict(kind="adjust", rule_kind="adjust", reason=reason, content=text)
     if cmd.points > 0:
-        entry = draft.credit(state, entry, rules.expiry_for(p, cmd.at))
+        entry = draft.credit(state, cmd.txn, cmd.at, cmd.points, rules.expiry_for(p, cmd.at), **fields)
     else:
-        entry = draft.debit(state, entry, allow_debt=True)
+        entry = draft.debit(state, cmd.txn, cmd.at, -cmd.points, **fields)
     return draft.posting(cmd.txn, entry)
 
 
@@ -341,23 +331,33 @@ def _opening(book: Book, cmd: Opening) -> Posting:
                          expires_at=cmd.expires_at)
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
-        return _duplicate(prior, cmd.txn)
+        return Posting("duplicate", cmd.txn, entry=prior.entry)
     if cmd.expires_at is not None and cmd.expires_at <= cmd.at:
         raise InputError(f"{cmd.expires_at} is not after the opening balance's time {cmd.at}", field="expires_at")
     draft = _Draft(book)
-    entry = _entry(book, draft.taken, state, cmd.txn, cmd.at, kind="opening", rule_kind="opening", points=cmd.points,
-                   reason="opening balance", content=text)
     expires = cmd.expires_at if cmd.expires_at is not None else rules.expiry_for(p, cmd.at)
-    entry = draft.credit(state, entry, expires)
+    entry = draft.credit(state, cmd.txn, cmd.at, cmd.points, expires, kind="opening", rule_kind="opening",
+                         reason="opening balance", content=text)
     return draft.posting(cmd.txn, entry)
 
 
+def _ref(book: Book, txn: str) -> Ref:
+    """The purchase or redemption a refund names: loaded with the batch, or recorded in it."""
+    ref = book.refs.get(txn)
+    if ref is not None:
+        return ref
+    prior = book.priors.get(txn)
+    entry = prior.entry if prior else None
+    if entry is None:
+        raise NotFound(f"unknown transaction {txn!r}")
+    moves = book.moves_of.get(entry.id, ())
+    state = book.members[entry.enrollment_id]
+    return Ref(entry, lot=book.lot_of.get(entry.id), moves=moves,
+               lots=tuple(state.lots.get(lot_id) or book.emptied[lot_id] for lot_id, _ in moves))
+
+
 def _refund(book: Book, cmd: Refund) -> Posting:
-    ref = book.refs.get(cmd.ref)
-    if ref is None:
-        raise NotFound(f"unknown transaction {cmd.ref!r}")
-    if isinstance(ref, Exception):
-        raise ref
+    ref = _ref(book, cmd.ref)
     state = book.members[ref.entry.enrollment_id]
     member = state.enrollment.member_id
     if cmd.member is not None and cmd.member != member:
@@ -366,7 +366,7 @@ def _refund(book: Book, cmd: Refund) -> Posting:
                          amount=num(cmd.amount))
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
-        return _duplicate(prior, cmd.txn)
+        return Posting("duplicate", cmd.txn, entry=prior.entry)
     if cmd.at < ref.entry.effective_at:
         raise InputError(f"{cmd.at} is before transaction {cmd.ref!r} ({ref.entry.effective_at})", field="occurred_at")
     if ref.entry.is_purchase:
@@ -387,24 +387,17 @@ def _refund_purchase(book: Book, cmd: Refund, state: MemberState, ref: Ref, text
     if amount > left:
         raise Conflict(f"{money(amount)} exceeds the {money(left)} left to refund on purchase {e.txn_id!r}",
                        field="amount")
-    claw = rules.claw_back(purchase, refunded, amount, e.points, ref.clawed, _dec(e.rate), _dec(e.multiplier))
+    claw = rules.claw_back(purchase, refunded, amount, e.points, ref.clawed, Decimal(e.rate), Decimal(e.multiplier))
     draft = _Draft(book)
-    entry = _entry(book, draft.taken, state, cmd.txn, cmd.at, kind="refund", rule_kind=e.rule_kind,
-                   rule_index=e.rule_index, points=-claw, amount_e4=-to_e4(amount), rate=e.rate, tier=e.tier,
-                   multiplier=e.multiplier, partner=e.partner, ref_entry_id=e.id, content=text)
-    entry = draft.debit(state, entry, allow_debt=True, first=ref.lot.id if ref.lot else None)
+    entry = draft.debit(state, cmd.txn, cmd.at, claw, first=ref.lot.id if ref.lot else None, kind="refund",
+                        rule_kind=e.rule_kind, rule_index=e.rule_index, amount_e4=-to_e4(amount), rate=e.rate,
+                        tier=e.tier, multiplier=e.multiplier, partner=e.partner, ref_entry_id=e.id, content=text)
     p = state.program
     if p.tiered and rules.counts_for_tier(p, e.rule_kind):
         value = entry.amount_e4 if p.basis == "spend" else entry.points
-        draft.qualify(state, Qualifying(e.effective_at, cmd.at, value, entry.id))
+        draft.qualifying.append((state.enrollment.id, Qualifying(e.effective_at, cmd.at, value, entry.id)))
     after = replace(ref, refunded_e4=ref.refunded_e4 + to_e4(amount), clawed=ref.clawed + claw, refunds=ref.refunds + 1)
     return draft.posting(cmd.txn, entry, ref=after)
-
-
-def _dec(text: str | None):
-    from decimal import Decimal
-
-    return Decimal(text)
 
 
 def _cancel_redemption(book: Book, cmd: Refund, state: MemberState, ref: Ref, text: str) -> Posting:
@@ -413,23 +406,19 @@ def _cancel_redemption(book: Book, cmd: Refund, state: MemberState, ref: Ref, te
     if ref.refunds:
         raise Conflict(f"redemption {ref.entry.txn_id!r} is already cancelled")
     # the lots as they are now: an emptied lot has left the open set
-    current = {lot.id: lot for lot in state.lots}
-    lots = {lot.id: current.get(lot.id) or replace(lot, remaining=0) for lot in ref.lots}
-    back = {}
+    lots = {lot.id: state.lots.get(lot.id) or replace(lot, remaining=0) for lot in ref.lots}
+    back: dict[int, int] = {}
     for lot_id, points in ref.moves:
         lot = lots[lot_id]
         end = rules.lot_end(lot, state.activity)
         if (end is None or end > cmd.at) and not lot.expiry_recorded:
             back[lot_id] = back.get(lot_id, 0) - points
     draft = _Draft(book)
-    entry = _entry(book, draft.taken, state, cmd.txn, cmd.at, kind="refund", rule_kind="redeem",
-                   points=sum(back.values()), reward=ref.entry.reward, ref_entry_id=ref.entry.id, content=text)
-    draft.entries.append(entry)
+    entry = draft.entry(state, cmd.txn, cmd.at, sum(back.values()), kind="refund", rule_kind="redeem",
+                        reward=ref.entry.reward, ref_entry_id=ref.entry.id, content=text)
     draft.moves += [Move(lot_id, entry.id, points, cmd.at) for lot_id, points in back.items()]
-    reopened = [replace(lots[i], remaining=lots[i].remaining + points) for i, points in back.items()]
-    kept = [lot for lot in state.lots if lot.id not in back]
-    draft.states[state.enrollment.id] = replace(state, lots=tuple(sorted(kept + reopened, key=lambda lot: lot.id)))
-    return draft.posting(cmd.txn, entry, ref=replace(ref, refunds=ref.refunds + 1))
+    reopened = tuple(lots[i] for i in back if i not in state.lots)
+    return draft.posting(cmd.txn, entry, ref=replace(ref, refunds=ref.refunds + 1), reopened=reopened)
 
 
 def _sale(book: Book, cmd: AnonymousSale) -> Posting:
@@ -443,8 +432,7 @@ def _sale(book: Book, cmd: AnonymousSale) -> Posting:
     prior = _repeat(book, cmd.txn, text, cmd.at, True, sale=True)
     if prior:
         return Posting("duplicate", cmd.txn)
-    sale = Sale(cmd.txn, code, to_e4(cmd.amount), text, cmd.at, book.now)
-    return Posting("recorded", cmd.txn, sale=sale)
+    return Posting("recorded", cmd.txn, sale=Sale(cmd.txn, code, to_e4(cmd.amount), text, cmd.at, book.now))
 
 
 def _join(book: Book, cmd: Join) -> Posting:
@@ -460,20 +448,16 @@ def _join(book: Book, cmd: Join) -> Posting:
             raise NotFound(f"member {cmd.referred_by!r} is not enrolled in {cmd.program!r}", field="referred_by")
         referrer = book.members[eid]
     draft = _Draft(book)
-    enrollment = Enrollment(_new_id(book, draft.taken), cmd.member, cmd.program, cmd.tags, cmd.at, cmd.referred_by,
-                            book.now)
-    state = MemberState(enrollment, p, activity_from=cmd.at, window_from=None)
+    enrollment = Enrollment(draft.new_id(), cmd.member, cmd.program, cmd.tags, cmd.at, cmd.referred_by, book.now)
+    state = MemberState(enrollment, p)
     if p.tiered:
-        change = TierChange(_new_id(book, draft.taken), enrollment.id, p.levels[0].name, None, "enroll", "enrolled",
-                            p.version_id, cmd.at, book.now)
-        draft.tiers.append(change)
-        state = replace(state, tiers=(change,))
-    draft.states[enrollment.id] = state
-    credits = _referral(book, draft, cmd, referrer, state) if referrer is not None else ()
-    return draft.posting("", None, enrollment=enrollment, credits=credits)
+        draft.tiers.append(TierChange(draft.new_id(), enrollment.id, p.levels[0].name, None, "enroll", "enrolled",
+                                      p.version_id, cmd.at, book.now))
+    credits = _referral(draft, cmd, referrer, state) if referrer is not None else ()
+    return draft.posting("", None, enrollment=enrollment, state=state, credits=credits)
 
 
-def _referral(book: Book, draft: _Draft, cmd: Join, referrer: MemberState, referee: MemberState):
+def _referral(draft: _Draft, cmd: Join, referrer: MemberState, referee: MemberState):
     rule = referee.program.referral_rule()
     if rule is None:
         return ()
@@ -484,10 +468,8 @@ def _referral(book: Book, draft: _Draft, cmd: Join, referrer: MemberState, refer
             continue
         at = max(cmd.at, who.enrollment.joined_at)
         other = cmd.member if role == "referrer" else cmd.referred_by
-        txn = f"referral-{cmd.program}-{cmd.member}-{role}"
-        entry = _entry(book, draft.taken, who, txn, at, kind="earn", rule_kind="referral", rule_index=rule.index,
-                       points=points, reason=f"{role} of {other}")
-        _earn(draft, who, entry, rules.expiry_for(who.program, at))
+        draft.earn(who, f"referral-{cmd.program}-{cmd.member}-{role}", at, points, rules.expiry_for(who.program, at),
+                   kind="earn", rule_kind="referral", rule_index=rule.index, reason=f"{role} of {other}")
         credits.append((who.enrollment.member_id, points, role))
     return tuple(credits)
 
@@ -499,62 +481,86 @@ _POST = {Purchase: _purchase, Event: _event, Redeem: _redeem, Refund: _refund, A
 # --- folding a posting into the book ----------------------------------------------------
 
 
-_MISSING = object()
-
-
 def apply(book: Book, posting: Posting):
-    """Make the book reflect a recorded posting, for the next command of a batch; returns a
-    function that takes it back out (a row whose later command is refused)."""
-    undo: list = []
+    """Make the book reflect a recorded posting, for the next command of a batch. Returns,
+    for a new enrollment without referral credits, a function that takes it back out again
+    (an import row that enrolls a member for a transaction the engine then refuses)."""
     if posting.status != "recorded":
-        return lambda: None
-
-    def put(table: dict, key, value) -> None:
-        undo.append((table, key, table.get(key, _MISSING)))
-        table[key] = value
-
-    before = {state.enrollment.id: book.members.get(state.enrollment.id) for state in posting.states}
+        return None
+    if posting.sale is not None:
+        book.priors[posting.sale.txn_id] = Prior(posting.sale.content, posting.sale.effective_at)
+    if posting.enrollment is not None:
+        _enroll(book, posting)
+    members = book.members
     for entry in posting.entries:
         if entry.content is not None:
-            put(book.priors, entry.txn_id, Prior(entry.content, entry.effective_at, entry))
-        if entry.is_purchase or entry.kind == "redeem":
-            put(book.refs, entry.txn_id, _new_ref(posting, entry, before.get(entry.enrollment_id)))
+            book.priors[entry.txn_id] = Prior(entry.content, entry.effective_at, entry)
+        members[entry.enrollment_id].debt += entry.uncovered
+    _lots(book, posting)
+    for change in posting.tier_changes:
+        bisect.insort(members[change.enrollment_id].tiers, change, key=_tier_key)
+    for eid, item in posting.qualifying:
+        bisect.insort(members[eid].window, item, key=lambda q: (q.at, q.entry_id))
+    for eid, at in posting.activity:
+        bisect.insort(members[eid].activity, at)
+    for eid, event, at in posting.events:
+        members[eid].events.append((event, at))
     if posting.ref is not None:
-        put(book.refs, posting.ref.entry.txn_id, posting.ref)
-    if posting.sale is not None:
-        put(book.priors, posting.sale.txn_id, Prior(posting.sale.content, posting.sale.effective_at))
-    if posting.enrollment is not None:
-        e = posting.enrollment
-        put(book.enrolled, e.member_id, {**book.enrolled.get(e.member_id, {}), e.program: e.id})
-        known = e.member_id in book.known_members
-        book.known_members.add(e.member_id)
-        if not known:
-            undo.append((book.known_members, e.member_id, None))
-    for state in posting.states:
-        put(book.members, state.enrollment.id, state)
-    next_id = book.next_id
+        book.refs[posting.ref.entry.txn_id] = posting.ref
     book.next_id = max([book.next_id - 1, *_ids(posting)]) + 1
+    if posting.enrollment is not None and not posting.credits:
+        return lambda: _unenroll(book, posting.enrollment)
+    return None
 
-    def take_back() -> None:
-        for table, key, old in reversed(undo):
-            if isinstance(table, set):
-                table.discard(key)
-            elif old is _MISSING:
-                table.pop(key, None)
-            else:
-                table[key] = old
-        book.next_id = next_id
-    return take_back
+
+def _enroll(book: Book, posting: Posting) -> None:
+    e = posting.enrollment
+    book.members[e.id] = posting.state
+    book.enrolled.setdefault(e.member_id, {})[e.program] = e.id
+    book.known_members.add(e.member_id)
+
+
+def _unenroll(book: Book, e: Enrollment) -> None:
+    book.members.pop(e.id, None)
+    mine = book.enrolled.get(e.member_id) or {}
+    mine.pop(e.program, None)
+    if not mine:
+        book.enrolled.pop(e.member_id, None)
+
+
+def _lots(book: Book, posting: Posting) -> None:
+    """New lots join their member's open lots; moves change what is left of lots."""
+    members = book.members
+    for lot in posting.lots:
+        book.lot_of[lot.entry_id] = lot
+        members[lot.enrollment_id].lots[lot.id] = lot
+    for lot in posting.reopened:
+        members[lot.enrollment_id].lots[lot.id] = lot
+    redemptions: dict[int, list] = {}
+    for move in posting.moves:
+        state = _owner(book, posting, move.lot_id)
+        lot = state.lots[move.lot_id]
+        left = lot.remaining + move.points
+        if left:
+            state.lots[move.lot_id] = replace(lot, remaining=left)
+        else:
+            book.emptied[move.lot_id] = replace(lot, remaining=0)
+            del state.lots[move.lot_id]
+        redemptions.setdefault(move.entry_id, []).append((move.lot_id, move.points))
+    for entry in posting.entries:
+        if entry.kind == "redeem":
+            book.moves_of[entry.id] = tuple(redemptions.get(entry.id, ()))
+
+
+def _owner(book: Book, posting: Posting, lot_id: int) -> MemberState:
+    """The member state holding a lot a move touches (the posting's member, or a referral's)."""
+    for entry in posting.entries:
+        state = book.members[entry.enrollment_id]
+        if lot_id in state.lots:
+            return state
+    raise KeyError(lot_id)  # pragma: no cover - a move always cites a lot of its posting's members
 
 
 def _ids(posting: Posting) -> list[int]:
     ids = [e.id for e in posting.entries] + [lot.id for lot in posting.lots] + [c.id for c in posting.tier_changes]
     return ids + ([posting.enrollment.id] if posting.enrollment else [])
-
-
-def _new_ref(posting: Posting, entry: Entry, before: MemberState | None) -> Ref:
-    """A purchase or redemption recorded in this batch, as a later refund in it will find it."""
-    lot = next((lot for lot in posting.lots if lot.entry_id == entry.id), None)
-    moves = tuple((m.lot_id, m.points) for m in posting.moves if m.entry_id == entry.id)
-    held = {lot.id: lot for lot in (before.lots if before else ())}
-    return Ref(entry, lot=lot, moves=moves, lots=tuple(held[lot_id] for lot_id, _ in moves if lot_id in held))

@@ -73,6 +73,7 @@ class Program:
         self.rewards: dict[str, dict] = {r["code"]: r for r in data.get("rewards") or []}
         cost = data.get("cost_per_month")
         self.cost_per_month = Decimal(str(cost)) if cost is not None else None
+        self.memo: dict = {}  # results of pure look-ups on this version (core.rules memoises into it)
 
     @classmethod
     def from_json(cls, definition: str, version: int, version_id: int) -> "Program":

@@ -123,24 +123,25 @@ class Sale:
     recorded_at: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MemberState:
-    """What the engine needs to know of one enrollment to post a command for it.
+    """What the engine needs to know of one enrollment to post a command for it. The book
+    owns it: core.engine.apply updates it in place as the batch's postings are folded in.
 
-    `window` holds every qualifying item after `window_from` (all of them when None), so
-    tier totals at any moment after window_from + window_days are exact; `activity` the
-    earn and redemption times after `activity_from` (inactivity expiry)."""
+    `lots` are the lots with points left (by id); `window` every qualifying item after
+    `window_from` (all of them when None), so tier totals at any moment after
+    window_from + window_days are exact; `activity` the earn and redemption times
+    (inactivity expiry; kept only for enrollments that have lots with inactivity expiry)."""
 
     enrollment: Enrollment
     program: Program
     debt: int = 0  # claw-backs not covered by any lot (<= 0)
-    lots: tuple[Lot, ...] = ()  # lots with points left
-    tiers: tuple[TierChange, ...] = ()  # the whole tier history, by (effective_at, id)
-    window: tuple[Qualifying, ...] = ()  # by (at, entry_id)
+    lots: dict[int, Lot] = field(default_factory=dict)
+    tiers: list[TierChange] = field(default_factory=list)  # the whole tier history, by (effective_at, id)
+    window: list[Qualifying] = field(default_factory=list)  # by (at, entry_id)
     window_from: str | None = None
-    activity: tuple[str, ...] = ()  # sorted
-    activity_from: str | None = None
-    events: tuple[tuple[str, str], ...] = ()  # (event, effective_at) of event earns
+    activity: list[str] = field(default_factory=list)  # sorted
+    events: list[tuple[str, str]] = field(default_factory=list)  # (event, effective_at) of event earns
     last_inactivity_expiry: str | None = None
 
 
@@ -259,9 +260,9 @@ Command = Purchase | Event | Redeem | Refund | Adjust | Opening | AnonymousSale 
 
 @dataclass(frozen=True, slots=True)
 class Posting:
-    """What one command changes: rows to write and the member states after it.
-
-    A repeat of a recorded transaction is a posting with status 'duplicate' and nothing to write."""
+    """What one command changes: the rows to write, and what the member states learn from
+    them (core.engine.apply). A repeat of a recorded transaction is a posting with status
+    'duplicate' and nothing to write."""
 
     status: str  # recorded | duplicate
     txn_id: str
@@ -270,12 +271,16 @@ class Posting:
     lots: tuple[Lot, ...] = ()
     moves: tuple[Move, ...] = ()
     tier_changes: tuple[TierChange, ...] = ()
+    qualifying: tuple[tuple[int, Qualifying], ...] = ()  # (enrollment, item) new in tier windows
+    activity: tuple[tuple[int, str], ...] = ()  # (enrollment, time) of new earns and redemptions
+    events: tuple[tuple[int, str, str], ...] = ()  # (enrollment, event, time) of new event earns
+    reopened: tuple[Lot, ...] = ()  # emptied lots a cancelled redemption gives points back to
     enrollment: Enrollment | None = None  # a new enrollment (Join)
+    state: MemberState | None = None  # ... and its state
     sale: Sale | None = None
-    states: tuple[MemberState, ...] = ()  # every member state the posting changed, after it
+    ref: Ref | None = None  # a refund: the purchase or redemption it cites, after it
     upgraded: str | None = None
     credits: tuple[tuple[str, int, str], ...] = ()  # Join: (member, points, role) referral credits
-    ref: Ref | None = None  # a refund: the purchase or redemption it cites, after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,5 +299,8 @@ class Book:
     enrolled: dict[str, dict[str, int]] = field(default_factory=dict)  # member -> program -> enrollment id
     known_members: set[str] = field(default_factory=set)  # members with a member row
     priors: dict[str, Prior] = field(default_factory=dict)
-    refs: dict[str, Ref | Exception] = field(default_factory=dict)
+    refs: dict[str, Ref] = field(default_factory=dict)  # loaded for the batch's refunds, or updated by them
+    lot_of: dict[int, Lot] = field(default_factory=dict)  # lots the batch created, by their entry
+    moves_of: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # the batch's redemptions
+    emptied: dict[int, Lot] = field(default_factory=dict)  # lots the batch took the last points of
     next_id: int = PROVISIONAL

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 
 from ..errors import InputError, NotFound
 from .program import Level, Program, Rule
@@ -35,6 +36,12 @@ def earn_points(amount: Decimal, rate: Decimal, multiplier: Decimal = Decimal(1)
     return Earned(int(exact.to_integral_value(rounding=ROUND_FLOOR)), exact)
 
 
+def points_for(amount: Decimal, rate: Decimal, multiplier: Decimal) -> int:
+    """earn_points(...).points: amounts, rates and multipliers are never negative, so
+    truncating the exact product is rounding it down."""
+    return int(amount * rate * multiplier)
+
+
 @dataclass(frozen=True)
 class Terms:
     """The rule a purchase earns under, its rate and the tier multiplier."""
@@ -47,6 +54,14 @@ class Terms:
 def purchase_terms(program: Program, tags, partner: str | None, tier: str | None, member: str) -> Terms:
     """The partner's rule, else the first spend rule whose condition the member meets;
     partner rules apply no tier multiplier unless they say so, spend rules do."""
+    key = ("terms", tags, partner, tier)
+    found = program.memo.get(key)
+    if found is None:
+        found = program.memo[key] = _terms(program, tags, partner, tier, member)
+    return found
+
+
+def _terms(program: Program, tags, partner: str | None, tier: str | None, member: str) -> Terms:
     if partner:
         rule = program.partner_rule(partner)
         if rule is None:
@@ -72,8 +87,26 @@ def claw_back(purchase_amount: Decimal, refunded_before: Decimal, refund: Decima
 
 
 def content(**fields) -> str:
-    """The canonical text of a request, compared when a transaction id is used again."""
-    return json.dumps({k: v for k, v in fields.items() if v is not None}, sort_keys=True, default=str)
+    """The canonical text of a request, compared when a transaction id is used again: its
+    fields as JSON with sorted keys (json.dumps(..., sort_keys=True)), built from memoised
+    pieces because imports make one per row."""
+    parts = [f"{_quoted(k)}: {_json_value(v)}" for k, v in sorted(fields.items()) if v is not None]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _json_value(value) -> str:
+    if isinstance(value, str):
+        return _quoted(value)
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    return _quoted(str(value))
+
+
+@lru_cache(maxsize=65536)
+def _quoted(text: str) -> str:
+    return json.dumps(text)
 
 
 # --- events ----------------------------------------------------------------------------
@@ -135,8 +168,16 @@ def lot_expiry(earned_at: datetime, after_days: int | None, round_to: str | None
 
 def expiry_for(program: Program, at: str) -> str | None:
     """The expiry date the program gives points earned at `at` (None: never)."""
-    expires = lot_expiry(to_dt(at), program.after_days, program.round_to)
-    return fmt_ts(expires) if expires else None
+    if not program.after_days:
+        return None
+    if program.round_to:  # rounded to the end of a month or year: the time of day does not matter
+        return _expiry_on(at[:10], program.after_days, program.round_to)
+    return _day_shift(at[:10], program.after_days) + at[10:]
+
+
+@lru_cache(maxsize=4096)
+def _expiry_on(day: str, after_days: int, round_to: str) -> str:
+    return fmt_ts(lot_expiry(to_dt(day + "T00:00:00Z"), after_days, round_to))
 
 
 def inactivity_deadline(earned_at: str, days: int, activity: tuple[str, ...]) -> str:
@@ -200,9 +241,24 @@ def window_start(at: datetime, window_days: int) -> datetime:
     return at - timedelta(days=window_days)
 
 
+def window_end(at: str, window_days: int) -> str:
+    """When a credit made at `at` leaves the tier window."""
+    return _days_later(at, window_days)
+
+
+def _days_later(at: str, days: int) -> str:
+    """A stored timestamp moved by whole days: the time of day stays, the date is worked out once per day."""
+    return _day_shift(at[:10], days) + at[10:]
+
+
+@lru_cache(maxsize=8192)
+def _day_shift(day: str, days: int) -> str:
+    return shift(day + "T00:00:00Z", days)[:10]
+
+
 def qualifying_total(window, at: str, window_days: int) -> int:
     """The tier window's total at `at`: items inside (at - window_days, at] that count by then."""
-    start = shift(at, -window_days)
+    start = _days_later(at, -window_days)
     lo = bisect.bisect_right(window, start, key=lambda q: q.at)
     hi = bisect.bisect_right(window, at, key=lambda q: q.at)
     return sum(q.value for q in window[lo:hi] if q.since <= at)
@@ -213,6 +269,15 @@ def qualifying_value(program: Program, total: int) -> Decimal:
     from .values import from_e4
 
     return from_e4(total) if program.basis == "spend" else Decimal(total)
+
+
+def reached_index(program: Program, total: int) -> int:
+    """The index of the level a window total (in stored units) reaches, without Decimals."""
+    bounds = program.memo.get("bounds")
+    if bounds is None:
+        scale = 10_000 if program.basis == "spend" else 1
+        bounds = program.memo["bounds"] = [lv.threshold * scale for lv in program.levels]
+    return max(bisect.bisect_right(bounds, total) - 1, 0)
 
 
 def counts_for_tier(program: Program, rule_kind: str) -> bool:

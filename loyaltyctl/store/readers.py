@@ -66,10 +66,20 @@ def load_book(db: Database, commands: list, now: str) -> Book:
     refunds = [cmd.ref for cmd in commands if isinstance(cmd, Refund)]
     ref_enrollments = _refs(db, book, refunds)
     eids = {eid for progs in book.enrolled.values() for eid in progs.values()} | ref_enrollments
-    debits = _debiting(book, commands)
-    since = min((cmd.at for cmd in commands if getattr(cmd, "at", None)), default=now)
-    _states(db, book, eids, debits, since, any(isinstance(c, Event) for c in commands))
+    fresh = [cmd for cmd in commands if getattr(cmd, "txn", None) not in book.priors]
+    debits = _debiting(book, fresh)
+    since = min((cmd.at for cmd in fresh if getattr(cmd, "at", None)), default=now)
+    _states(db, book, eids, _posting_members(book, fresh), debits, since, any(isinstance(c, Event) for c in fresh))
     return book
+
+
+def _posting_members(book: Book, fresh: list) -> set[str]:
+    """Members a command may post for: the rest only repeat recorded transactions (or reuse
+    their ids), which needs nothing of their state but the enrollment."""
+    out = {m for cmd in fresh if (m := _member_of(cmd))}
+    out |= {cmd.referred_by for cmd in fresh if isinstance(cmd, Join) and cmd.referred_by}
+    out |= {ref.entry.enrollment_id for cmd in fresh if isinstance(cmd, Refund) and (ref := book.refs.get(cmd.ref))}
+    return out
 
 
 def _enrollments(db: Database, book: Book, members: set[str]) -> None:
@@ -155,33 +165,45 @@ _LOT_COLUMNS = """l.id, l.enrollment_id, l.entry_id, l.points, l.remaining, l.ea
                           WHERE m.lot_id = l.id AND x.kind = 'expire') AS recorded"""
 
 
-def _lots(db: Database, condition: str, params: dict) -> list[Lot]:
+_OPEN_LOT_COLUMNS = """l.id, l.enrollment_id, l.entry_id, l.points, l.remaining, l.earned_at, l.expires_at,
+                       l.inactivity_days"""
+
+
+def _lots(db: Database, condition: str, params: dict, *, open_only: bool = False) -> list[Lot]:
+    """Lots meeting a condition; open lots (points left) never have a recorded expiry, which
+    takes the whole remainder, so that is not looked up for them."""
+    if open_only:
+        rows = db.all(f"SELECT {_OPEN_LOT_COLUMNS} FROM lots l WHERE {condition} ORDER BY l.id", params)
+        return [Lot(*r) for r in rows]
     rows = db.all(f"SELECT {_LOT_COLUMNS} FROM lots l WHERE {condition} ORDER BY l.id", params)
     return [Lot(*r[:8], expiry_recorded=bool(r[8])) for r in rows]
 
 
-def _states(db: Database, book: Book, eids: set[int], debits: set[str], since: str, events: bool) -> None:
+def _states(db: Database, book: Book, eids: set[int], posting: set, debits: set[str], since: str,
+            events: bool) -> None:
+    """Every enrollment's state; in full (lots, tiers, window, activity, events) only for
+    those a command may post for (`posting`: member ids, or enrollment ids of refunds)."""
     if not eids:
         return
     d = db.dialect
-    keys = {"ids": d.values(eids)}
     rows = db.all(f"""SELECT id, member_id, program_code, tags, joined_at, referred_by, recorded_at, uncovered
-                      FROM enrollments WHERE id IN {d.ids('ids')}""", keys)
+                      FROM enrollments WHERE id IN {d.ids('ids')}""", {"ids": d.values(eids)})
     enrollments = {r[0]: (Enrollment(r[0], r[1], r[2], tuple(t for t in r[3].split(";") if t), r[4], r[5], r[6]), r[7])
                    for r in rows}
-    lots = _open_lots(db, book, enrollments, debits)
-    tiers = _tier_history(db, eids)
-    windows = _windows(db, book, enrollments, since)
-    activity = _activity(db, book, enrollments, lots)
-    evts = _events(db, eids) if events else {}
+    full = {eid: v for eid, v in enrollments.items() if eid in posting or v[0].member_id in posting}
+    lots = _open_lots(db, book, full, debits)
+    tiers = _tier_history(db, set(full))
+    windows = _windows(db, book, full, since)
+    activity = _activity(db, book, full, lots)
+    evts = _events(db, set(full)) if events and full else {}
     for eid, (enr, debt) in enrollments.items():
         p = book.programs[enr.program]
-        froms = activity.get(eid)
+        seen = activity.get(eid)
         book.members[eid] = MemberState(
-            enr, p, debt=debt, lots=tuple(lots.get(eid, ())), tiers=tuple(tiers.get(eid, ())),
-            window=tuple(windows.get(eid, ())), window_from=shift(since, -p.window_days) if p.tiered else None,
-            activity=froms[1] if froms else (), activity_from=froms[0] if froms else None,
-            events=tuple(evts.get(eid, ())), last_inactivity_expiry=froms[2] if froms else None)
+            enr, p, debt=debt, lots={lot.id: lot for lot in lots.get(eid, ())}, tiers=tiers.get(eid, []),
+            window=windows.get(eid, []), window_from=shift(since, -p.window_days) if p.tiered else None,
+            activity=list(seen[0]) if seen else [], events=evts.get(eid, []),
+            last_inactivity_expiry=seen[1] if seen else None)
 
 
 def _open_lots(db: Database, book: Book, enrollments: dict, debits: set[str]) -> dict[int, list[Lot]]:
@@ -190,7 +212,8 @@ def _open_lots(db: Database, book: Book, enrollments: dict, debits: set[str]) ->
     out: dict[int, list[Lot]] = {}
     if wanted:
         d = db.dialect
-        for lot in _lots(db, f"l.remaining > 0 AND l.enrollment_id IN {d.ids('ids')}", {"ids": d.values(wanted)}):
+        for lot in _lots(db, f"l.remaining > 0 AND l.enrollment_id IN {d.ids('ids')}", {"ids": d.values(wanted)},
+                         open_only=True):
             out.setdefault(lot.enrollment_id, []).append(lot)
     return out
 
@@ -198,6 +221,8 @@ def _open_lots(db: Database, book: Book, enrollments: dict, debits: set[str]) ->
 def _tier_history(db: Database, eids: set[int]) -> dict[int, list[TierChange]]:
     d = db.dialect
     out: dict[int, list[TierChange]] = {}
+    if not eids:
+        return out
     for r in db.all(f"""SELECT id, enrollment_id, tier, previous, source, reason, program_version_id, effective_at,
                                recorded_at, until FROM tier_changes WHERE enrollment_id IN {d.ids('ids')}
                         ORDER BY effective_at, id""", {"ids": d.values(eids)}):
@@ -236,8 +261,8 @@ def _window_items(db: Database, basis: str, start: str, eids: list[int]) -> list
 
 
 def _activity(db: Database, book: Book, enrollments: dict, lots: dict) -> dict[int, tuple]:
-    """For enrollments of programs that ever had inactivity expiry: (from, activity times since
-    from, last recorded inactivity expiry)."""
+    """For enrollments of programs that ever had inactivity expiry: (their activity times,
+    their last recorded inactivity expiry)."""
     idle = _inactivity_programs(db)
     eids = [eid for eid, (enr, _) in enrollments.items() if enr.program in idle]
     if not eids:
@@ -251,7 +276,7 @@ def _activity(db: Database, book: Book, enrollments: dict, lots: dict) -> dict[i
     for eid, at in db.all(f"""SELECT enrollment_id, effective_at FROM entries WHERE enrollment_id IN {d.ids('ids')}
                               AND kind IN ('earn', 'redeem') ORDER BY effective_at""", keys):
         times.setdefault(eid, []).append(at)
-    return {eid: ("", tuple(times.get(eid, ())), last.get(eid)) for eid in eids}
+    return {eid: (times.get(eid, ()), last.get(eid)) for eid in eids}
 
 
 def _inactivity_programs(db: Database) -> set[str]:
