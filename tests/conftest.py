@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 # "Now" for the whole run: LOYALTYCTL_TEST_NOW picks another moment (CI runs the suite under
 # two), so no test depends on the wall clock. Read before the user's LOYALTYCTL_* are cleared.
-NOW = os.environ.get("LOYALTYCTL_TEST_NOW") or "2026-12-01T12:00:00Z"
+NOW = os.environ.get("LOYALTYCTL_TEST_NOW") or "2030-01-01T12:00:00Z"
 for _name in [k for k in os.environ if k.startswith("LOYALTYCTL_") or k == "_LOYALTYCTL_COMPLETE"]:
     del os.environ[_name]
 _HOME = tempfile.mkdtemp(prefix="loyaltyctl-test-home-")

@@ -147,7 +147,7 @@ lines",
 bad9,M1,gift,2026-02-02T10:00:00Z,5,,,,,,
 bad10,M1,adjust,2026-02-02T10:00:00Z,,5,,,,,
 bad11,M1,redeem,2026-02-02T10:00:00Z,,,,,,,
-bad12,M1,refund,2026-02-02T10:00:00Z,,,,ok1,,,
+bad12,M1,refund,2026-02-02T10:00:00Z,5,,,,,,
 bad13,M1,purchase
 bad14,M1,opening,2026-02-02T10:00:00Z,,1.5,,,,,
 bad15,M1,opening,2026-02-02T10:00:00Z,,10,,,,,2026-01-01
@@ -173,7 +173,7 @@ def test_each_bad_row_goes_to_the_rejects_file_and_the_rest_applies(coffee, tmp_
         "bad5": (7, "unknown reward 'free_cake'"), "bad6": (8, "'yesterday' is not an ISO-8601 timestamp"),
         "bad7": (9, "unknown transaction 'nowhere'"), "bad8": (10, "reason: contains control characters"),
         "bad9": (12, "kind: 'gift' is not one of"), "bad10": (13, "reason: required"),
-        "bad11": (14, "exactly one of points or reward"), "bad12": (15, "amount: required"),
+        "bad11": (14, "exactly one of points or reward"), "bad12": (15, "ref_txn_id: required"),
         "bad13": (16, "has 3 fields, the header has 11"), "bad14": (17, "'1.5' is not a whole number"),
         "bad15": (18, "is not after the opening balance's time"), "bad16": (19, "member_id: required"),
     }

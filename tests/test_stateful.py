@@ -69,6 +69,7 @@ class Lot:
     remaining: int
     expires: datetime
     recorded: bool = False  # the expire job wrote its expiry
+    expired: int = 0  # the points it expired then
 
 
 @dataclass
@@ -227,8 +228,11 @@ class LedgerMachine(RuleBasedStateMachine):
         r = service.refund(self.db, ref, amount=refund, txn=self.txn(), at=ts(self.t))
         target = floor((amount - refunded - value) * mult)
         claw = max(0, points - clawed - target)
-        assert r.points == -claw
         own = next(lot for lot in m.lots if lot.txn == ref) if points > 0 else None
+        # points of the purchase that expired are not charged again
+        expired = 0 if own is None or own.expires > self.t else (own.expired if own.recorded else own.remaining)
+        claw = min(claw, max(0, points - expired - clawed))
+        assert r.points == -claw
         _, rest = m.take(claw, self.t, first=own)
         m.debt -= rest
         m.purchases[ref] = [amount, points, mult, refunded + value, clawed + claw]
@@ -269,7 +273,7 @@ class LedgerMachine(RuleBasedStateMachine):
                if lot.expires <= self.t and lot.remaining > 0 and not lot.recorded]
         assert (summary["lots"], summary["points"]) == (len(due), sum(lot.remaining for lot in due))
         for lot in due:
-            lot.recorded, lot.remaining = True, 0
+            lot.recorded, lot.expired, lot.remaining = True, lot.remaining, 0
         assert jobs.expire(self.db, as_of=ts(self.t))["lots"] == 0  # twice changes nothing
 
     @rule()

@@ -98,13 +98,25 @@ def explain(db: Database, txn_id: str) -> dict:
     out["later"] = later
     for r in later:
         lines.append(f"later: {r['txn_id']} ({r['kind']}, {r['effective_at']}) moved {r['points']:+d} points")
-    tier_change = sql.tier_change_at(db, enr.id, e["effective_at"], "earn")
-    if tier_change and e["kind"] == "earn":
-        out["tier_change"] = {"from": tier_change["previous"], "to": tier_change["tier"], "reason": tier_change["reason"]}
-        lines.append(f"this purchase moved the member {tier_change['previous']} -> {tier_change['tier']} "
-                     f"({tier_change['reason']}); later purchases earn at the new rate")
+    if e["kind"] == "earn":
+        _tier_effects(db, enr.id, e, out, lines)
     out["explanation"] = lines
     return out
+
+
+def _tier_effects(db: Database, enrollment_id: int, e: dict, out: dict, lines: list[str]) -> None:
+    """The upgrades this credit made: at its own moment, or later when it was back-dated (a
+    credit it helped over a threshold)."""
+    changes = sql.tier_changes_made_by(db, enrollment_id, e["id"], e["effective_at"])
+    out["tier_changes"] = [{"at": c["effective_at"], "from": c["previous"], "to": c["tier"], "reason": c["reason"]}
+                           for c in changes]
+    own = next((c for c in changes if c["effective_at"] == e["effective_at"]), None)
+    if own:
+        out["tier_change"] = {"from": own["previous"], "to": own["tier"], "reason": own["reason"]}
+    for c in changes:
+        when = "" if c is own else f" from {c['effective_at']}"
+        lines.append(f"this purchase moved the member {c['previous']} -> {c['tier']}{when} ({c['reason']}); "
+                     "later purchases earn at the new rate")
 
 
 def _rule_text(e) -> str:

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from ..core import rules
 from ..core.rules import ReviewCase
-from ..core.values import fmt_ts, from_e4, now, shift, to_dt, ts_or_now
+from ..core.values import fmt_ts, from_e4, not_future, now, shift, ts_or_now
 from ..errors import InputError
 from ..store import jobs as sql
 from ..store import members as member_store
@@ -21,7 +21,7 @@ from .ledger import resolve
 
 def expire(db: Database, as_of: str | None = None, program: str | None = None, dry_run: bool = False) -> dict:
     """Record an expiry entry for the unconsumed remainder of every lot expired at `as_of`."""
-    at = ts_or_now(as_of, "as_of")
+    at = not_future(ts_or_now(as_of, "as_of"), "as_of")
     if program:
         program_of(db, program)
     # Every reference the expiry writes (enrollment, program version, lot, the new entries) is
@@ -43,7 +43,7 @@ def expire(db: Database, as_of: str | None = None, program: str | None = None, d
 
 def review(db: Database, as_of: str | None = None, program: str | None = None, dry_run: bool = False) -> dict:
     """Recompute every member's tier from the qualifying window ending at `as_of`."""
-    at = ts_or_now(as_of, "as_of")
+    at = not_future(ts_or_now(as_of, "as_of"), "as_of")
     codes = [program] if program else program_store.codes(db)
     moves: list[dict] = []
     tx = db.rollback_only() if dry_run else db.write()
@@ -127,7 +127,7 @@ def set_tier(db: Database, member_id: str, tier: str, reason: str, program: str 
     reason = (reason or "").strip()
     if not reason:
         raise InputError("a manual tier needs a reason", field="reason")
-    when = ts_or_now(at)
+    when = not_future(ts_or_now(at), "occurred_at")
     lapse = ts_or_now(until, "until") if until else None
     if lapse and lapse <= when:
         raise InputError(f"{lapse} must be after the change takes effect ({when})", field="until")

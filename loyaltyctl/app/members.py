@@ -34,7 +34,8 @@ def _state(db: Database, member, enr, p: Program, at: str) -> dict:
     state = {
         "member_id": enr.member_id, "name": member.name, "email": member.email, "program": p.code, "as_of": at,
         "joined_at": enr.joined_at, "tags": list(enr.tags), "balance": balance, "value": money(balance * p.point_value),
-        "currency": p.currency, "tier": None, "next_tier": None, "to_next_tier": None, "qualifying": None,
+        "currency": p.currency, "tier": None, "perks": None, "next_tier": None, "to_next_tier": None,
+        "qualifying": None,
         "lifetime_earned": c.earned, "redeemed": c.redeemed, "clawed_back": c.clawed_back, "adjusted": c.adjusted,
         "expired": c.expired, "expiring_30d": c.expiring_soon, "next_expiry": c.next_expiry,
         "last_activity": c.last_activity,
@@ -57,7 +58,8 @@ def _progress(db: Database, enr, p: Program, at: str) -> dict:
     nxt = p.next_level(level) if level else None
     unit = p.currency if p.basis == "spend" else "points"
     fmt = money if p.basis == "spend" else (lambda v: str(int(v)))
-    out = {"tier": tier, "qualifying": fmt(total), "next_tier": nxt.name if nxt else None, "to_next_tier": None}
+    out = {"tier": tier, "perks": list(level.perks) if level else [], "qualifying": fmt(total),
+           "next_tier": nxt.name if nxt else None, "to_next_tier": None}
     if nxt:
         gap = max(Decimal(0), nxt.threshold - total)
         out["to_next_tier"] = f"{fmt(gap)} {unit} to {nxt.name}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..core.values import now_ts, parse_key, ts_or_now
+from ..core.values import not_future, now_ts, parse_key, ts_or_now
 from ..errors import Conflict, InputError, NotFound
 from ..store import members as member_store
 from ..store import nps as sql
@@ -39,7 +39,7 @@ def record(db: Database, member_id: str | None = None, *, score, account: str | 
         raise InputError(f"longer than {MAX_COMMENT} characters", field="comment")
     if response_id is not None:
         response_id = parse_key(response_id, "response_id")
-    when = ts_or_now(at, "answered_at")
+    when = not_future(ts_or_now(at, "answered_at"), "answered_at")
     with db.write():
         if program:
             require_program(db, program)

@@ -12,8 +12,8 @@ PANEL = "Members"
 member_app = typer.Typer(help="Enroll, show and list members.", no_args_is_help=True)
 
 SHOW_FIELDS = ["member_id", "name", "email", "program", "as_of", "joined_at", "tags", "balance", "value", "currency",
-               "tier", "qualifying", "to_next_tier", "expiring_30d", "next_expiry", "lifetime_earned", "redeemed",
-               "clawed_back", "adjusted", "expired", "last_activity"]
+               "tier", "perks", "qualifying", "next_tier", "to_next_tier", "expiring_30d", "next_expiry",
+               "lifetime_earned", "redeemed", "clawed_back", "adjusted", "expired", "last_activity"]
 
 
 @member_app.command("enroll")

@@ -20,7 +20,7 @@ from .records import (
     Adjust, AnonymousSale, Book, Entry, Enrollment, Event, Join, Lot, MemberState, Move, Opening, Posting, Prior,
     Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
 )
-from .values import from_e4, money, num, to_e4
+from .values import from_e4, money, not_future, num, to_e4
 
 # The expire job names its entries expire-<lot id>: an operator's id may not.
 RESERVED_TXN_PREFIX = "expire-"
@@ -35,6 +35,7 @@ def check_txn(txn: str) -> None:
 
 def post(book: Book, command) -> Posting | Reject:
     try:
+        not_future(command.at, "joined_at" if isinstance(command, Join) else "occurred_at", book.now)
         return _POST[type(command)](book, command)
     except LoyaltyError as exc:
         return Reject(exc)
@@ -170,10 +171,10 @@ class _Draft:
             self.qualifying.append((eid, item))
         if p.inactivity_days is not None or state.activity:
             self.activity.append((eid, at))
-        self.upgrades(state, at, item)
+        self.upgrades(state, at, item, entry.id)
         return entry
 
-    def upgrades(self, state: MemberState, at: str, item: Qualifying | None) -> None:
+    def upgrades(self, state: MemberState, at: str, item: Qualifying | None, cause: int) -> None:
         """Upgrade where the window's total crossed a higher threshold: at `at`, and, when the new
         credit counts toward tiers, at every later qualifying credit whose window holds it (a
         back-dated credit can lift tiers after it). Entries already recorded keep their points."""
@@ -188,13 +189,14 @@ class _Draft:
             end = rules.window_end(at, p.window_days)
             moments += sorted({q.at for q in window if at < q.at < end})
         for moment in moments:
-            reached = self._upgrade_at(state, moment, window, tiers, extra)
+            reached = self._upgrade_at(state, moment, window, tiers, extra, cause)
             if reached is not None:
                 tiers = _merged_tiers(tiers, [reached])
                 if moment == at:
                     self.upgraded = reached.tier
 
-    def _upgrade_at(self, state: MemberState, at: str, window, tiers, extra: Qualifying | None) -> TierChange | None:
+    def _upgrade_at(self, state: MemberState, at: str, window, tiers, extra: Qualifying | None,
+                    cause: int) -> TierChange | None:
         p = state.program
         change = rules.tier_at(tiers, at)
         tier = change.tier if change else None
@@ -207,7 +209,7 @@ class _Draft:
             return None
         reached, reason = found
         made = TierChange(self.new_id(), state.enrollment.id, reached.name, tier if p.level(tier) else None, "earn",
-                          reason, p.version_id, at, self.book.now)
+                          reason, p.version_id, at, self.book.now, entry_id=cause)
         self.tiers.append(made)
         return made
 
@@ -388,6 +390,7 @@ def _refund_purchase(book: Book, cmd: Refund, state: MemberState, ref: Ref, text
         raise Conflict(f"{money(amount)} exceeds the {money(left)} left to refund on purchase {e.txn_id!r}",
                        field="amount")
     claw = rules.claw_back(purchase, refunded, amount, e.points, ref.clawed, Decimal(e.rate), Decimal(e.multiplier))
+    claw = min(claw, max(0, e.points - _expired(state, ref, cmd.at) - ref.clawed))
     draft = _Draft(book)
     entry = draft.debit(state, cmd.txn, cmd.at, claw, first=ref.lot.id if ref.lot else None, kind="refund",
                         rule_kind=e.rule_kind, rule_index=e.rule_index, amount_e4=-to_e4(amount), rate=e.rate,
@@ -398,6 +401,18 @@ def _refund_purchase(book: Book, cmd: Refund, state: MemberState, ref: Ref, text
         draft.qualifying.append((state.enrollment.id, Qualifying(e.effective_at, cmd.at, value, entry.id)))
     after = replace(ref, refunded_e4=ref.refunded_e4 + to_e4(amount), clawed=ref.clawed + claw, refunds=ref.refunds + 1)
     return draft.posting(cmd.txn, entry, ref=after)
+
+
+def _expired(state: MemberState, ref: Ref, at: str) -> int:
+    """Points of a purchase that had expired by `at` (they are not charged again by a refund)."""
+    lot = ref.lot
+    if lot is None:
+        return 0
+    current = state.lots.get(lot.id)
+    end = rules.lot_end(current or lot, state.activity)
+    if end is None or end > at:
+        return 0
+    return (current.remaining if current else 0) + ref.expired_from_lot
 
 
 def _cancel_redemption(book: Book, cmd: Refund, state: MemberState, ref: Ref, text: str) -> Posting:

@@ -98,6 +98,7 @@ class TierChange:
     effective_at: str
     recorded_at: str
     until: str | None = None
+    entry_id: int | None = None  # the credit whose posting made it (an upgrade on earning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +163,8 @@ class Ref:
     refunded_e4: int = 0  # purchase amount refunded so far (positive)
     clawed: int = 0  # points clawed back so far (positive)
     refunds: int = 0  # how many refunds cite it
-    lot: Lot | None = None  # the purchase's own lot, as it is now
-    redeemed_from_lot: int = 0  # points redemptions took from that lot, net of cancellations
+    lot: Lot | None = None  # the purchase's own lot
+    expired_from_lot: int = 0  # points of that lot the expire job recorded as expired
     moves: tuple[tuple[int, int], ...] = ()  # a redemption's (lot, points) moves
     lots: tuple[Lot, ...] = ()  # the lots those moves touched, as they are now
 

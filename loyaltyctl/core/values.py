@@ -33,6 +33,20 @@ def now_ts() -> str:
     return fmt_ts(now())
 
 
+# Entries may be dated this far ahead of "now": the clocks of tills and servers drift.
+CLOCK_SKEW_SECONDS = 300
+
+
+def not_future(ts: str, field: str, at_now: str | None = None) -> str:
+    """Refuse a moment later than now plus the clock-skew allowance (entries and jobs record
+    what happened, not what will); returns the moment."""
+    current = at_now or now_ts()
+    if ts > shift(current, seconds=CLOCK_SKEW_SECONDS):
+        raise InputError(f"{ts} is in the future (now is {current}; clocks may be at most "
+                         f"{CLOCK_SKEW_SECONDS // 60} minutes ahead)", field=field)
+    return ts
+
+
 def parse_ts(value: str, field: str = "timestamp") -> datetime:
     """ISO-8601; a value without a zone is UTC; a bare date is midnight UTC."""
     text = (value or "").strip()

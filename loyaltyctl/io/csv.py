@@ -203,8 +203,10 @@ def transaction(row: dict, program: str | None):
         return Event(txn, member, program, at, True, need(row, "event"))
     if kind == "redeem":
         return _redeem(row, txn, member, program, at)
-    if kind == "refund":
-        return Refund(txn, need(row, "ref_txn_id"), at, True, parse_amount(need(row, "amount"), "amount"), member)
+    if kind == "refund":  # no amount: the whole purchase, or a redemption (cancelled whole)
+        amount = _cell(row, "amount")
+        return Refund(txn, need(row, "ref_txn_id"), at, True, parse_amount(amount, "amount") if amount else None,
+                      member)
     if kind == "adjust":
         return Adjust(txn, member, program, at, True, parse_points(need(row, "points"), "points", allow_negative=True),
                       need(row, "reason"))

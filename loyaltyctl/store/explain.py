@@ -54,9 +54,15 @@ def refunds_before(db: Database, ref_id: int, entry_id: int):
     )
 
 
-def tier_change_at(db: Database, enrollment_id: int, at: str, source: str):
-    return db.one(
-        """SELECT * FROM tier_changes WHERE enrollment_id = ? AND effective_at = ? AND source = ?
-           ORDER BY id DESC LIMIT 1""",
-        (enrollment_id, at, source),
+def tier_changes_made_by(db: Database, enrollment_id: int, entry_id: int, at: str) -> list[dict]:
+    """Tier changes a credit's posting made; for ledgers from before they were linked, the
+    upgrade on earning at the credit's own moment."""
+    rows = db.all(
+        """SELECT * FROM tier_changes WHERE entry_id = :e
+           UNION
+           SELECT * FROM tier_changes WHERE entry_id IS NULL AND enrollment_id = :n AND effective_at = :t
+             AND source = 'earn'
+           ORDER BY effective_at, id""",
+        {"e": entry_id, "n": enrollment_id, "t": at},
     )
+    return [dict(r) for r in rows]

@@ -213,4 +213,12 @@ V_SEQUENCES = [
        UNION ALL SELECT 'enrollments', COALESCE(MAX(id), 0) + 1 FROM enrollments""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS, V_PURCHASE_GAPS, V_SEQUENCES]
+# Which credit's posting made a tier change (an upgrade on earning, perhaps at a later moment
+# than the credit when it was back-dated), so `explain` can say what a purchase lifted.
+V_TIER_CAUSE = [
+    "ALTER TABLE tier_changes ADD COLUMN entry_id INTEGER REFERENCES entries(id)",
+    "CREATE INDEX tier_changes_entry ON tier_changes(entry_id) WHERE entry_id IS NOT NULL",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS, V_PURCHASE_GAPS, V_SEQUENCES,
+                               V_TIER_CAUSE]

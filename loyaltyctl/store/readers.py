@@ -128,25 +128,25 @@ def _refs(db: Database, book: Book, txns: list[str]) -> set[int]:
         moves.setdefault(entry_id, []).append((lot_id, points))
     touched = {lot_id for ms in moves.values() for lot_id, _ in ms}
     lots = {lot.id: lot for lot in _lots(db, f"l.id IN {d.ids('lots')}", {"lots": d.values(touched)})} if touched else {}
-    redeemed = _redeemed_from(db, [lot.id for lot in own.values()])
+    expired = _expired_from(db, [lot.id for lot in own.values()])
     for e in entries:
         amount, points, n = refunds.get(e.id, (0, 0, 0))
         lot = own.get(e.id)
         book.refs[e.txn_id] = Ref(e, refunded_e4=amount, clawed=points, refunds=n, lot=lot,
-                                  redeemed_from_lot=redeemed.get(lot.id, 0) if lot else 0,
+                                  expired_from_lot=expired.get(lot.id, 0) if lot else 0,
                                   moves=tuple(moves.get(e.id, ())),
                                   lots=tuple(lots[lot_id] for lot_id, _ in moves.get(e.id, ())))
     return {e.enrollment_id for e in entries}
 
 
-def _redeemed_from(db: Database, lot_ids: list[int]) -> dict[int, int]:
-    """Points redemptions took from each lot, net of cancelled redemptions."""
+def _expired_from(db: Database, lot_ids: list[int]) -> dict[int, int]:
+    """Points of each lot the expire job recorded as expired."""
     if not lot_ids:
         return {}
     d = db.dialect
     return {r[0]: r[1] for r in db.all(
         f"""SELECT m.lot_id, -SUM(m.points) FROM lot_moves m JOIN entries e ON e.id = m.entry_id
-            WHERE m.lot_id IN {d.ids('ids')} AND e.rule_kind = 'redeem' GROUP BY m.lot_id""",
+            WHERE m.lot_id IN {d.ids('ids')} AND e.kind = 'expire' GROUP BY m.lot_id""",
         {"ids": d.values(lot_ids)})}
 
 

@@ -106,9 +106,9 @@ def _tier_changes(db: Database, changes, ids: _Ids) -> None:
     changes = sorted(changes, key=lambda c: c.id)
     db.executemany(
         """INSERT INTO tier_changes (enrollment_id, tier, previous, source, reason, program_version_id, until,
-                                     effective_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                     effective_at, recorded_at, entry_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [(ids(c.enrollment_id), c.tier, c.previous, c.source, c.reason, c.version_id, c.until, c.effective_at,
-          c.recorded_at) for c in changes])
+          c.recorded_at, ids(c.entry_id)) for c in changes])
     refresh_tier_cache(db, {ids(c.enrollment_id) for c in changes})
 
 

@@ -1,0 +1,154 @@
+"""Every number right: ledger rules an operator would otherwise see wrong figures from
+(back-dated purchases and tiers, refunds after expiry, cancelling redemptions by import,
+dates in the future, ...), each through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import PROGRAMS
+
+SHOP = """code: shop
+name: Shop
+currency: GBP
+point_value: "0.01"
+earn:
+  - rule: spend
+    points_per_unit: 1
+expiry:
+  after_days: {days}
+tiers:
+  basis: spend
+  window_days: 365
+  levels:
+    - {{name: Bronze, threshold: 0, multiplier: 1}}
+    - {{name: Silver, threshold: 10000, multiplier: 2, perks: ["free delivery"]}}
+    - {{name: Gold, threshold: 50000, multiplier: 3, perks: ["free delivery", "lounge"]}}
+rewards:
+  - {{code: mug, name: Mug, points: 50}}
+"""
+
+
+@pytest.fixture
+def shop(cli, tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_text(SHOP.format(days=10))
+    cli("program", "apply", str(path))
+    cli("member", "enroll", "M1", "--program", "shop", "--at", "2026-10-01T00:00:00Z")
+    return cli
+
+
+def show(cli, member, at=None, *extra):
+    return cli.json("member", "show", member, *(("--as-of", at) if at else ()), *extra)
+
+
+# --- 1. back-dated purchases and tiers -------------------------------------------------------
+
+
+def test_a_back_dated_purchase_lifts_the_tier_from_when_spend_crossed_the_threshold(shop):
+    shop("earn", "M1", "--amount", "3000", "--txn", "P2", "--at", "2026-10-03T00:00:00Z")
+    shop("earn", "M1", "--amount", "8000", "--txn", "P1", "--at", "2026-10-02T00:00:00Z")  # back-dated
+    assert show(shop, "M1", "2026-10-02T12:00:00Z")["tier"] == "Bronze"  # 8000: not yet
+    s = show(shop, "M1", "2026-10-03T12:00:00Z")
+    assert (s["tier"], s["next_tier"], s["to_next_tier"]) == ("Silver", "Gold", "39000.00 GBP to Gold")
+    # entries already recorded keep their points: both at Bronze's rate
+    assert [e["points"] for e in shop.json("history", "M1", "--as-of", "2026-10-04") if e["kind"] == "earn"] == [8000, 3000]
+    tiers = {r["tier"]: r for r in shop.json("report", "tiers", "--as-of", "2026-10-04")}
+    assert tiers["Silver"]["members"] == 1 and tiers["Bronze"]["members"] == 0
+    why = shop.json("explain", "P1")
+    assert why["tier_changes"] == [{"at": "2026-10-03T00:00:00Z", "from": "Bronze", "to": "Silver",
+                                     "reason": "qualifying spend 11000.00 GBP reached Silver's 10000.00"}]
+    assert any("Silver" in line and "2026-10-03" in line for line in why["explanation"])
+
+
+def test_an_out_of_order_import_gives_the_same_tiers(shop, tmp_path):
+    data = tmp_path / "late.csv"
+    data.write_text("txn_id,member_id,kind,occurred_at,amount\n"
+                    "P2,M1,purchase,2026-10-03T00:00:00Z,3000\n"
+                    "P1,M1,purchase,2026-10-02T00:00:00Z,8000\n")
+    assert shop.json("import", "transactions", str(data))["applied"] == 2
+    assert show(shop, "M1", "2026-10-03T12:00:00Z")["tier"] == "Silver"
+    near = {r["tier"]: r["near_next"] for r in shop.json("report", "tiers", "--as-of", "2026-10-03T12:00:00Z")}
+    assert near == {"Bronze": 0, "Silver": 0, "Gold": None}
+
+
+def test_a_purchase_crossing_the_threshold_earns_at_the_old_tier_the_next_at_the_new(shop):
+    shop("earn", "M1", "--amount", "10000", "--at", "2026-10-02T00:00:00Z")
+    shop("earn", "M1", "--amount", "100", "--txn", "NEXT", "--at", "2026-10-02T01:00:00Z")
+    assert shop.json("explain", "NEXT")["points"] == 200  # Silver doubles
+
+
+# --- 2. refund after the points expired --------------------------------------------------------
+
+
+def test_a_refund_after_expiry_does_not_charge_expired_points_again(shop):
+    shop("earn", "M1", "--amount", "100", "--txn", "P1", "--at", "2026-10-02T00:00:00Z")  # expires 10-12
+    refund = shop.json("refund", "P1", "--at", "2026-10-20T00:00:00Z")
+    assert refund["points"] == 0 and refund["balance"] == 0
+    assert show(shop, "M1", "2026-10-21")["balance"] == 0
+    assert shop.json("verify")["ok"]
+
+
+def test_a_refund_claws_back_what_redemptions_took_but_not_what_expired(shop):
+    shop("earn", "M1", "--amount", "100", "--txn", "P1", "--at", "2026-10-02T00:00:00Z")  # 100, expires 10-12
+    shop("redeem", "M1", "--points", "60", "--at", "2026-10-05T00:00:00Z")  # 40 left, they expire 10-12
+    refund = shop.json("refund", "P1", "--at", "2026-10-20T00:00:00Z")
+    assert refund["points"] == -60  # the 60 redeemed, not the 40 that expired
+    assert show(shop, "M1", "2026-10-21")["balance"] == -60  # owed
+    assert "already fully refunded" in shop.fail("refund", "P1", "--at", "2026-10-21T00:00:00Z")
+
+
+def test_a_partial_refund_before_expiry_is_unchanged(shop):
+    shop("earn", "M1", "--amount", "100", "--txn", "P1", "--at", "2026-10-02T00:00:00Z")
+    assert shop.json("refund", "P1", "--amount", "40", "--at", "2026-10-03T00:00:00Z")["points"] == -40
+    assert show(shop, "M1", "2026-10-04")["balance"] == 60
+
+
+# --- 3. an import can cancel a redemption --------------------------------------------------------
+
+
+def test_an_import_cancels_a_redemption_as_the_command_does(shop, tmp_path):
+    shop("earn", "M1", "--amount", "100", "--at", "2026-10-02T00:00:00Z")
+    shop("redeem", "M1", "--reward", "mug", "--txn", "R1", "--at", "2026-10-03T00:00:00Z")
+    shop("redeem", "M1", "--reward", "mug", "--txn", "R2", "--at", "2026-10-03T01:00:00Z")
+    data = tmp_path / "cancel.csv"
+    data.write_text("txn_id,member_id,kind,occurred_at,ref_txn_id,amount\n"
+                    "C1,M1,refund,2026-10-04T00:00:00Z,R1,\n"
+                    "C2,M1,refund,2026-10-04T00:00:00Z,R2,5.00\n")
+    out = shop("import", "transactions", str(data), "--format", "json", ok=False)
+    summary = json.loads(out.stdout)
+    assert (summary["applied"], summary["rejected"]) == (1, 1)
+    assert summary["rejects"][0]["error"] == "amount: applies to purchases; a redemption is cancelled whole"
+    assert show(shop, "M1", "2026-10-05")["balance"] == 50
+    assert "--amount: applies to purchases" in shop.fail("refund", "R2", "--amount", "5", "--at", "2026-10-04")
+
+
+# --- 9. dates in the future ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["member", "enroll", "M9", "--program", "shop", "--at", "2999-01-01"],
+    ["earn", "M1", "--amount", "5", "--at", "2999-01-01"],
+    ["adjust", "M1", "--points", "5", "--reason", "x", "--at", "2999-01-01"],
+    ["expire", "--as-of", "2999-01-01"],
+    ["tiers", "review", "--as-of", "2999-01-01"],
+    ["nps", "record", "M1", "--score", "9", "--at", "2999-01-01"],
+])
+def test_moments_in_the_future_are_refused(shop, args):
+    before = shop.dump()
+    err = shop.fail(*args)
+    assert "2999-01-01T00:00:00Z is in the future" in err and ("--at" in err or "--as-of" in err)
+    assert shop.dump() == before
+
+
+def test_a_few_minutes_of_clock_skew_are_accepted_and_imports_refuse_the_future(shop, tmp_path):
+    from conftest import NOW
+    from loyaltyctl.core.values import shift
+
+    shop("earn", "M1", "--amount", "5", "--at", shift(NOW, seconds=240))
+    data = tmp_path / "future.csv"
+    data.write_text(f"txn_id,member_id,kind,occurred_at,amount\nF1,M1,purchase,{shift(NOW, days=1)},5\n")
+    out = json.loads(shop("import", "transactions", str(data), "--format", "json", ok=False).stdout)
+    assert "occurred_at: " in out["rejects"][0]["error"] and "is in the future" in out["rejects"][0]["error"]
