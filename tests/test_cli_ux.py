@@ -298,6 +298,7 @@ CASES = {
     "member show": (["member", "show", "M1", "--as-of", "2026-06-01"], _rows, (), False),
     "member list": (["member", "list", "--as-of", "2026-06-01"], _rows, (), False),
     "member erase": (["member", "erase", "M2"], _rows, ("erased_at",), False),
+    "member update": (["member", "update", "M1", "--email", "m1@example.com"], _rows, (), False),
     "program validate": (["program", "validate", str(PROGRAMS)], _rows, (), False),
     "program apply": (["program", "apply", str(PROGRAMS), "--yes"], _rows, (), False),
     "program plan": (["program", "plan", "PLAN"], _plan_rows, (), False),

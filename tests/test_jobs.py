@@ -415,9 +415,11 @@ def test_review_moves_up_and_manual_floor_holds_until_it_lapses(coffee):
                                           "--at", "2026-02-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z")
     coffee("tiers", "set", "M1", "--tier", "Gold", "--reason", "service recovery", "--at", "2026-02-01T00:00:00Z",
            "--until", "2026-06-01T00:00:00Z")
-    coffee("tiers", "set", "M2", "--tier", "Bronze", "--reason", "data fix", "--at", "2026-02-01T00:00:00Z")
+    # a manual tier is a floor: one below what M2's spend earns changes nothing (and says so)
+    out = coffee("tiers", "set", "M2", "--tier", "Bronze", "--reason", "data fix", "--at", "2026-02-01T00:00:00Z").stdout
+    assert "nothing changed" in out and show(coffee, "M2", "2026-02-02T00:00:00Z")["tier"] == "Silver"
     r = coffee.json("tiers", "review", "--as-of", "2026-03-01T00:00:00Z")
-    assert [(m["member_id"], m["from"], m["to"], m["direction"]) for m in r["moves"]] == [("M2", "Bronze", "Silver", "up")]
+    assert r["moves"] == []
     assert coffee.json("tiers", "review", "--as-of", "2026-05-31T23:59:59Z")["members"] == 0  # M1 held at Gold
     assert show(coffee, "M1", "2026-05-31T23:59:59Z")["tier"] == "Gold"
     r = coffee.json("tiers", "review", "--as-of", "2026-06-01T00:00:00Z")  # floor lapsed; short all along

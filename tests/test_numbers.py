@@ -152,3 +152,98 @@ def test_a_few_minutes_of_clock_skew_are_accepted_and_imports_refuse_the_future(
     data.write_text(f"txn_id,member_id,kind,occurred_at,amount\nF1,M1,purchase,{shift(NOW, days=1)},5\n")
     out = json.loads(shop("import", "transactions", str(data), "--format", "json", ok=False).stdout)
     assert "occurred_at: " in out["rejects"][0]["error"] and "is in the future" in out["rejects"][0]["error"]
+
+
+# --- 4. tier reviews go forward in time ----------------------------------------------------------
+
+
+def test_a_review_before_one_already_recorded_is_refused(shop):
+    shop("earn", "M1", "--amount", "20000", "--at", "2026-10-02T00:00:00Z")  # Silver
+    assert shop.json("tiers", "review", "--as-of", "2027-11-01T00:00:00Z")["down"] == 1  # window passed
+    before = shop.dump()
+    err = shop.fail("tiers", "review", "--as-of", "2027-06-01T00:00:00Z")
+    assert "--as-of: 2027-06-01T00:00:00Z is before the latest tier review of 'shop'" in err
+    assert "2027-11-01T00:00:00Z" in err and shop.dump() == before
+    assert shop.json("tiers", "review", "--as-of", "2027-06-01T00:00:00Z", "--dry-run")["dry_run"]  # looking is fine
+    assert shop.json("tiers", "review", "--as-of", "2027-11-01T00:00:00Z")["members"] == 0  # the same moment again
+
+
+# --- 6. a manual tier is a floor ----------------------------------------------------------------------
+
+
+def test_a_floor_below_the_earned_tier_changes_nothing_and_one_above_lifts(shop):
+    shop("earn", "M1", "--amount", "20000", "--at", "2026-10-02T00:00:00Z")  # Silver by spend
+    out = shop("tiers", "set", "M1", "--tier", "Bronze", "--reason", "oops", "--at", "2026-10-03T00:00:00Z").stdout
+    assert "nothing changed" in out and "Silver" in out
+    assert show(shop, "M1", "2026-10-04")["tier"] == "Silver"
+    assert shop.json("tiers", "review", "--as-of", "2026-10-05T00:00:00Z")["members"] == 0
+    shop("tiers", "set", "M1", "--tier", "Gold", "--reason", "vip", "--until", "2027-01-01",
+         "--at", "2026-10-06T00:00:00Z")
+    assert show(shop, "M1", "2026-10-07")["tier"] == "Gold"
+    assert shop.json("tiers", "review", "--as-of", "2026-12-01T00:00:00Z")["members"] == 0  # held by the floor
+    assert shop.json("tiers", "review", "--as-of", "2027-01-02T00:00:00Z")["moves"][0]["to"] == "Silver"
+
+
+# --- 8. member data across programs ---------------------------------------------------------------------
+
+
+def test_a_second_enrollment_never_overwrites_or_unerases_member_data(coffee, tmp_path):
+    coffee("member", "enroll", "A1", "--program", "coffee", "--name", "Ann", "--email", "ann@example.com")
+    before = coffee.dump()
+    err = coffee.fail("member", "enroll", "A1", "--program", "books", "--name", "Anne")
+    assert "name is 'Ann'" in err and "loyaltyctl member update A1 --name" in err
+    assert coffee.dump() == before
+    coffee("member", "enroll", "A1", "--program", "books", "--name", "Ann", "--account", "Acme")  # same name: fine
+    assert show(coffee, "A1", None, "--program", "books")["email"] == "ann@example.com"
+    coffee("member", "erase", "A1")
+    err = coffee.fail("member", "enroll", "A1", "--program", "engage", "--email", "ann@example.com")
+    assert "email was erased" in err
+    data = tmp_path / "members.csv"
+    data.write_text("member_id,program,name,email\nA1,engage,Ann,ann@example.com\nB1,engage,Bob,\nB1,club,Rob,\n")
+    out = json.loads(coffee("import", "members", str(data), "--format", "json", ok=False).stdout)
+    assert (out["applied"], out["rejected"]) == (1, 2)
+    assert [r["line"] for r in out["rejects"]] == [2, 4]
+    assert show(coffee, "A1", None, "--program", "books")["name"] == "[erased]"
+    coffee("member", "update", "A1", "--name", "Ann", "--email", "")
+    s = show(coffee, "A1", None, "--program", "books")
+    assert (s["name"], s["email"]) == ("Ann", None)
+
+
+# --- 10. removing a tier, changing currency ------------------------------------------------------------
+
+
+def test_plan_counts_members_of_a_removed_tier_and_a_currency_change_is_refused(coffee, tmp_path):
+    coffee("member", "enroll", "G1", "--program", "coffee", "--at", "2026-01-01")
+    coffee("earn", "G1", "--amount", "1600", "--at", "2026-01-02T00:00:00Z")  # Gold
+    coffee("member", "enroll", "S1", "--program", "coffee", "--at", "2026-01-01")
+    coffee("earn", "S1", "--amount", "600", "--at", "2026-01-02T00:00:00Z")  # Silver
+    text = (PROGRAMS / "coffee.yaml").read_text()
+    no_gold = tmp_path / "coffee.yaml"
+    no_gold.write_text(text.replace('    - {name: Gold, threshold: 1500, multiplier: 1.5, perks: ["20% off", "free shipping"]}\n', ""))
+    (plan,) = coffee.json("program", "plan", str(no_gold), "--as-of", "2026-02-01T00:00:00Z")
+    assert plan["effects"]["tier_moves_at_next_review"] == {"up": 0, "down": 1, "unchanged": 1}
+    coffee("program", "apply", str(no_gold))
+    assert [m["member_id"] for m in coffee.json("member", "list", "--program", "coffee", "--tier", "Gold")] == ["G1"]
+    r = coffee.json("tiers", "review", "--as-of", "2026-02-01T00:00:00Z")
+    assert [(m["member_id"], m["from"], m["to"], m["direction"]) for m in r["moves"]] == [("G1", "Gold", "Silver", "down")]
+    euro = tmp_path / "euro.yaml"
+    euro.write_text(text.replace("currency: GBP", "currency: EUR"))
+    before = coffee.dump()
+    for verb in ("plan", "apply"):
+        err = coffee.fail("program", verb, str(euro))
+        assert "currency: cannot change GBP to EUR" in err and "new code" in err
+    assert coffee.dump() == before
+
+
+# --- 13. what member show's totals mean --------------------------------------------------------------------
+
+
+def test_lifetime_earned_is_what_rules_earned_with_opening_and_adjustments_apart(coffee, tmp_path):
+    coffee("member", "enroll", "M1", "--program", "coffee", "--at", "2026-01-01")
+    coffee("earn", "M1", "--amount", "100", "--at", "2026-01-02T00:00:00Z")
+    coffee("adjust", "M1", "--points=25", "--reason", "goodwill", "--at", "2026-01-03T00:00:00Z")
+    data = tmp_path / "open.csv"
+    data.write_text("txn_id,member_id,kind,occurred_at,points\nO1,M1,opening,2026-01-01T12:00:00Z,40\n")
+    coffee("import", "transactions", str(data))
+    s = show(coffee, "M1", "2026-01-04")
+    assert (s["lifetime_earned"], s["opening"], s["adjusted"], s["balance"]) == (100, 40, 25, 165)

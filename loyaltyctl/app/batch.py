@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Callable
 
-from ..core import engine
+from ..core import engine, rules
 from ..core.records import Join, Posting, Reject
 from ..core.values import now_ts
-from ..errors import LoyaltyError
+from ..errors import Conflict, LoyaltyError
 from ..io import csv as source_csv
 from ..io.csv import RowError, Source, file_digest, open_csv
 from ..io.rejects import RejectsWriter
@@ -193,7 +193,7 @@ def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry
     source, handle = open_csv(path, source_csv.MEMBER_COLUMNS, source_csv.MEMBER_REQUIRED)
 
     def apply_chunk(chunk):
-        rows = [_member(row) for _, row in chunk]
+        rows = _consistent_contacts(db, [_member(row) for _, row in chunk])
         contacts = {r.join.member: (r.name, r.email, r.account) for r in rows if not isinstance(r, Exception)}
         parsed = [r if isinstance(r, Exception) else [_Enroll(r.join, "duplicate")] for r in rows]
         return _post_chunk(db, parsed, contacts)
@@ -203,6 +203,25 @@ def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry
                     rejects=rejects)
     finally:
         handle.close()
+
+
+def _consistent_contacts(db: Database, rows: list) -> list:
+    """Rows whose name, email or account differ from the member's (stored, or given by an
+    earlier row) are refused: `member update` changes them."""
+    known = {m.member_id: ({"name": m.name, "email": m.email, "account": m.account}, bool(m.erased_at))
+             for m in member_store.members(db, {r.join.member for r in rows if not isinstance(r, Exception)}).values()}
+    out = []
+    for r in rows:
+        if not isinstance(r, Exception):
+            given = {"name": r.name, "email": r.email, "account": r.account}
+            have, erased = known.get(r.join.member, ({}, False))
+            why = rules.contact_conflict(r.join.member, have, erased, given)
+            if why:
+                r = Conflict(why)
+            else:
+                known[r.join.member] = ({k: have.get(k) or v for k, v in given.items()}, erased)
+        out.append(r)
+    return out
 
 
 def _member(row: dict):

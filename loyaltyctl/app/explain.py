@@ -184,9 +184,12 @@ def plan(db: Database, paths: list[str], as_of: str | None = None) -> list[dict]
     """For each changed program: the diff, and its effect on today's members."""
     from ..io.programs import load_paths, to_canonical_json
 
+    from .programs import check_change
+
     at = ts_or_now(as_of, "as_of")
     out = []
     for path, program in load_paths(paths):
+        check_change(db, path, program)
         canonical = to_canonical_json(program)
         found = program_store.current(db, program.code)
         row = found[0] if found else None
@@ -206,7 +209,7 @@ def _effects(db: Database, old: Program, new: Program, at: str) -> dict:
     figures `report liability` gives)."""
     effects: dict = {"as_of": at}
     if new.tiered:
-        effects["tier_moves_at_next_review"] = review_moves(db, new, at)
+        effects["tier_moves_at_next_review"] = review_moves(db, new, at, old)
         if old.tiered:
             effects["tier_moves_without_change"] = review_moves(db, old, at)
         effects["note_tiers"] = "downgrades at the review still respect tiers.review.grace_days"

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import timedelta
+from decimal import Decimal
 
 from ..core import rules
 from ..core.rules import ReviewCase
 from ..core.values import fmt_ts, from_e4, not_future, now, shift, ts_or_now
-from ..errors import InputError
+from ..errors import Conflict, InputError
 from ..store import jobs as sql
 from ..store import members as member_store
 from ..store import programs as program_store
 from ..store.connection import Database
 from .ledger import program as program_of
 from .ledger import resolve
+from .members import qualifying
 
 
 def expire(db: Database, as_of: str | None = None, program: str | None = None, dry_run: bool = False) -> dict:
@@ -55,6 +56,8 @@ def review(db: Database, as_of: str | None = None, program: str | None = None, d
                 if program:
                     raise InputError(f"program {code!r} has no tiers")
                 continue
+            if not dry_run:
+                _forward_only(db, d.code, at)
             moves += _review_program(db, d, at, recorded, dry_run)
         counts = Counter(m["direction"] for m in moves)
         summary = {"as_of": at, "program": program, "dry_run": dry_run, "up": counts["up"], "down": counts["down"],
@@ -65,15 +68,25 @@ def review(db: Database, as_of: str | None = None, program: str | None = None, d
     return summary
 
 
+def _forward_only(db: Database, code: str, at: str) -> None:
+    """Reviews go forward in time: one as of a moment before a review already recorded would
+    rewrite the tier history after it."""
+    latest = sql.latest_review(db, code)
+    if latest is not None and at < latest:
+        raise Conflict(f"{at} is before the latest tier review of {code!r}, recorded as of {latest}; "
+                       f"review as of {latest} or later", field="as_of")
+
+
 def _review_program(db: Database, d, at: str, recorded: str, dry_run: bool) -> list[dict]:
     rows = sql.review_rows(db, d.code, shift(at, -d.window_days), at, d.basis)
+    removed = removed_thresholds(db, d)
     fell: list = []
     decided: list[tuple] = []
     for r in rows:
         case = _case(d, r)
-        direction = rules.review_direction(d, case)
-        if direction == "down" and d.grace_days:
-            fell.append((r, case))
+        direction = rules.review_direction(d, case, removed.get(case.tier))
+        if direction == "down" and d.grace_days and d.level(case.tier) is not None:
+            fell.append((r, case))  # (a tier the program removed cannot be kept in grace)
         elif direction != "unchanged":
             decided.append((r, case))
     decided += _past_grace(db, d, at, fell)
@@ -81,10 +94,10 @@ def _review_program(db: Database, d, at: str, recorded: str, dry_run: bool) -> l
     for r, case in decided:
         target = rules.review_target(d, case)
         current = d.level(case.tier)
-        direction = "up" if current is None or target.index > current.index else "down"
-        changes.append((r["id"], target.name, current.name if current else None, "review",
+        direction = rules.review_direction(d, case, removed.get(case.tier))
+        changes.append((r["id"], target.name, case.tier, "review",
                         rules.review_reason(d, case, target), d.version_id, None, at, recorded))
-        out.append({"member_id": r["member_id"], "program": d.code, "from": current.name if current else None,
+        out.append({"member_id": r["member_id"], "program": d.code, "from": case.tier,
                     "to": target.name, "direction": direction, "qualifying": str(case.total)})
     if changes and not dry_run:
         sql.insert_tier_changes(db, changes)
@@ -96,12 +109,30 @@ def _case(d, r: dict) -> ReviewCase:
     return ReviewCase(total, r["tier"], r["floor_tier"])
 
 
-def review_moves(db: Database, d, at: str) -> dict:
-    """How many members a tier review at `at` would move up or down under program d
-    (before grace, which may hold some downgrades back)."""
-    counts = Counter(rules.review_direction(d, _case(d, r))
+def review_moves(db: Database, d, at: str, before=None) -> dict:
+    """How many members a tier review at `at` would move up or down under program d (before
+    grace, which may hold some downgrades back); `before`: the version applied now, whose
+    tiers d may have removed."""
+    removed = removed_thresholds(db, d, before)
+    counts = Counter(rules.review_direction(d, _case(d, r), removed.get(r["tier"]))
                      for r in sql.review_rows(db, d.code, shift(at, -d.window_days), at, d.basis))
     return {"up": counts["up"], "down": counts["down"], "unchanged": counts["unchanged"]}
+
+
+def removed_thresholds(db: Database, d, before=None) -> dict:
+    """Thresholds of tiers members may hold that program d no longer has: from `before`, or
+    from the last earlier version that had each."""
+    import json
+
+    out: dict = {}
+    versions = [json.loads(x) for x in program_store.ever_defined(db, d.code)]
+    if before is not None:
+        versions.append(before.data)
+    for data in versions:
+        for lv in ((data.get("tiers") or {}).get("levels") or []):
+            if d.level(lv["name"]) is None:
+                out[lv["name"]] = Decimal(str(lv["threshold"]))
+    return out
 
 
 def _past_grace(db: Database, d, at: str, fell: list) -> list:
@@ -123,7 +154,8 @@ def _past_grace(db: Database, d, at: str, fell: list) -> list:
 
 def set_tier(db: Database, member_id: str, tier: str, reason: str, program: str | None = None,
              until: str | None = None, at: str | None = None) -> dict:
-    """A manual tier that acts as a floor for reviews until it lapses."""
+    """A manual tier, a floor for the member's tier until it lapses: tier = max(earned, floor).
+    A floor at or below the tier the member's qualifying window earns changes nothing."""
     reason = (reason or "").strip()
     if not reason:
         raise InputError("a manual tier needs a reason", field="reason")
@@ -136,7 +168,11 @@ def set_tier(db: Database, member_id: str, tier: str, reason: str, program: str 
         d.require_tiers()
         level = d.known_level(tier)
         previous = member_store.tier_at(db, enr.id, when)
+        earned = d.level_for(qualifying(db, enr.id, d, when))
+        result = {"member_id": member_id, "program": d.code, "from": previous, "to": level.name, "until": lapse,
+                  "effective_at": when, "reason": reason, "earned": earned.name, "status": "recorded"}
+        if level.index <= earned.index:
+            return result | {"to": previous, "status": "unchanged"}
         sql.insert_tier_changes(db, [(enr.id, level.name, previous, "manual", reason, d.version_id, lapse, when,
                                       fmt_ts(now()))])
-    return {"member_id": member_id, "program": d.code, "from": previous, "to": level.name, "until": lapse,
-            "effective_at": when, "reason": reason}
+    return result

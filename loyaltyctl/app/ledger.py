@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from ..core import engine
+from ..core import engine, rules
 from ..core.program import Program, unknown_program
 from ..core.records import (
     Adjust, AnonymousSale, Enrollment, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
 )
 from ..core.values import money, now_ts, parse_key, tag_list, ts_or_now
-from ..errors import InputError, NotFound
+from ..errors import Conflict, InputError, NotFound
 from ..store import members as member_store
 from ..store import programs as program_store
 from ..store import readers, writers
@@ -208,10 +208,17 @@ def enroll(db: Database, member_id: str, program_code: str, *, name=None, email=
 
 
 def _contact(db: Database, member_id: str, name, email, account) -> None:
-    if member_store.member(db, member_id) is None:
+    """The member's row: created with the details given, or filled in where it has none."""
+    member = member_store.member(db, member_id)
+    if member is None:
         member_store.insert_member(db, member_id, name, email, account, now_ts())
-    else:
-        member_store.update_contact(db, member_id, name, email, account)
+        return
+    have = {"name": member.name, "email": member.email, "account": member.account}
+    why = rules.contact_conflict(member_id, have, bool(member.erased_at),
+                                 {"name": name, "email": email, "account": account})
+    if why:
+        raise Conflict(why)
+    member_store.update_contact(db, member_id, name, email, account)
 
 
 def is_enrolled(db: Database, member_id: str, program_code: str) -> bool:

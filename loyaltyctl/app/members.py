@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from ..core.program import Program
 from ..core.values import from_e4, money, shift, ts_or_now
-from ..errors import NotFound
+from ..errors import InputError, NotFound
 from ..store import members as store
 from ..store.connection import Database
 from .ledger import program, resolve
@@ -36,7 +36,8 @@ def _state(db: Database, member, enr, p: Program, at: str) -> dict:
         "joined_at": enr.joined_at, "tags": list(enr.tags), "balance": balance, "value": money(balance * p.point_value),
         "currency": p.currency, "tier": None, "perks": None, "next_tier": None, "to_next_tier": None,
         "qualifying": None,
-        "lifetime_earned": c.earned, "redeemed": c.redeemed, "clawed_back": c.clawed_back, "adjusted": c.adjusted,
+        "lifetime_earned": c.earned, "opening": c.opening, "redeemed": c.redeemed, "clawed_back": c.clawed_back,
+        "adjusted": c.adjusted,
         "expired": c.expired, "expiring_30d": c.expiring_soon, "next_expiry": c.next_expiry,
         "last_activity": c.last_activity,
     }
@@ -70,7 +71,7 @@ def listing(db: Database, program_code: str | None = None, tier: str | None = No
     at = ts_or_now(as_of, "as_of")
     if program_code:
         p = program(db, program_code)
-        if tier and p.tiered:
+        if tier and p.tiered and tier not in _tiers_ever(db, program_code):
             p.known_level(tier)
     return [{"member_id": r["member_id"], "name": r["name"], "program": r["program_code"], "tier": r["tier"],
              "balance": r["balance"], "joined_at": r["joined_at"]}
@@ -150,3 +151,26 @@ def why(e, moves: list[tuple[int, int]]) -> str:
     if e["uncovered"]:
         text += f"; debt {'repaid' if e['uncovered'] > 0 else 'owed'} {abs(e['uncovered'])}"
     return f"{text}; {lots}" if lots else text
+
+
+def update(db: Database, member_id: str, **fields) -> dict:
+    """Change a member's contact details (an empty value clears one)."""
+    given = {k: (v.strip() or None) for k, v in fields.items() if v is not None}
+    if not given:
+        raise InputError("give --name, --email or --account")
+    with db.write():
+        if store.member(db, member_id) is None:
+            raise NotFound(f"unknown member {member_id!r}")
+        store.set_contact(db, member_id, given)
+        m = store.member(db, member_id)
+    return {"member_id": m.member_id, "name": m.name, "email": m.email, "account": m.account, "status": "updated"}
+
+
+def _tiers_ever(db: Database, code: str) -> set[str]:
+    """Tier names any version of the program had (members may hold a tier a later version removed)."""
+    import json
+
+    from ..store import programs as program_store
+
+    return {lv["name"] for definition in program_store.ever_defined(db, code)
+            for lv in ((json.loads(definition).get("tiers") or {}).get("levels") or [])}

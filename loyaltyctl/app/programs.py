@@ -22,6 +22,8 @@ def apply(db: Database, paths: list[str]) -> list[dict]:
     from ..io.programs import load_paths, to_canonical_json
 
     loaded = load_paths(paths)
+    for path, p in loaded:
+        check_change(db, path, p)
     results = []
     with db.write():
         recorded = now_ts()
@@ -35,6 +37,20 @@ def apply(db: Database, paths: list[str]) -> list[dict]:
             results.append({"code": p.code, "path": path, "version": version,
                             "status": "created" if not found else "updated"})
     return results
+
+
+def check_change(db: Database, path: str, new) -> None:
+    """A program's currency is fixed: its points' value and every amount recorded are in it.
+    A new currency is a new program (a new code)."""
+    from ..errors import ProgramError
+
+    found = store.current(db, new.code)
+    if not found:
+        return
+    old = Program.from_json(found[0].definition, found[0].version, found[0].version_id)
+    if old.currency != new.currency:
+        raise ProgramError(f"cannot change {old.currency} to {new.currency}: a program's currency is fixed; "
+                           "apply it under a new code", path=path, field="currency")
 
 
 def listing(db: Database) -> list[dict]:

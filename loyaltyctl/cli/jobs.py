@@ -94,7 +94,10 @@ def set_(
     at: AtOpt = None,
     fmt: FormatOpt = Format.table,
 ):
-    """Give a member a manual tier; reviews never put them below it until it lapses.
+    """Give a member a manual tier: a floor reviews never put them below until it lapses.
+
+    The member's tier is the higher of the floor and what their qualifying window earns;
+    a floor at or below the earned tier changes nothing (and says so).
 
     Example: loyaltyctl tiers set M00001 --tier Gold --until 2027-01-01 --reason "service recovery"
     """
@@ -102,7 +105,10 @@ def set_(
     from ..app import jobs
 
     result = jobs.set_tier(db(ctx), member_id, tier, reason, default_program(program), until, at)
-    if fmt is Format.table:
+    if fmt is Format.table and result["status"] == "unchanged":
+        print(f"{result['member_id']} ({result['program']}): nothing changed: {tier} is not above {result['earned']}, "
+              f"the tier their qualifying spend or points earn (a manual tier is a floor)")
+    elif fmt is Format.table:
         print(f"{result['member_id']} ({result['program']}): {result['from'] or '-'} -> {result['to']}"
               + (f" until {result['until']}" if result["until"] else ""))
     else:

@@ -13,7 +13,7 @@ member_app = typer.Typer(help="Enroll, show and list members.", no_args_is_help=
 
 SHOW_FIELDS = ["member_id", "name", "email", "program", "as_of", "joined_at", "tags", "balance", "value", "currency",
                "tier", "perks", "qualifying", "next_tier", "to_next_tier", "expiring_30d", "next_expiry",
-               "lifetime_earned", "redeemed", "clawed_back", "adjusted", "expired", "last_activity"]
+               "lifetime_earned", "opening", "redeemed", "clawed_back", "adjusted", "expired", "last_activity"]
 
 
 @member_app.command("enroll")
@@ -96,6 +96,32 @@ def list_(
     rows = members.listing(db(ctx), program, tier, as_of)
     render.table(rows, ["member_id", "name", "program", "tier", "balance", "joined_at"], fmt=fmt.value,
                  numeric=["balance"], title="Members", empty="no members")
+
+
+@member_app.command("update")
+def update(
+    ctx: typer.Context,
+    member_id: Annotated[str, typer.Argument(metavar="MEMBER_ID", help="Member id.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="New name (empty to clear).")] = None,
+    email: Annotated[Optional[str], typer.Option("--email", help="New email (empty to clear).")] = None,
+    account: Annotated[Optional[str], typer.Option("--account", help="New B2B account (empty to clear).")] = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Change a member's name, email or account (in every program they are in).
+
+    Enrolling a member in another program never changes these: a different value there is
+    refused and points here. Details given again after `member erase` end the erasure.
+
+    Example: loyaltyctl member update M00001 --email ada@example.org
+    """
+    from .. import render
+    from ..app import members
+
+    result = members.update(db(ctx), member_id, name=name, email=email, account=account)
+    if fmt is Format.table:
+        print(f"{result['member_id']}: updated")
+    else:
+        render.record(result, fmt=fmt.value)
 
 
 @member_app.command("erase")

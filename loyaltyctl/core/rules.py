@@ -322,11 +322,15 @@ def review_target(program: Program, case: ReviewCase) -> Level:
     return floor if floor and floor.index > target.index else target
 
 
-def review_direction(program: Program, case: ReviewCase) -> str:
-    """'up', 'down' or 'unchanged' for a review before grace is considered."""
+def review_direction(program: Program, case: ReviewCase, removed: Decimal | None = None) -> str:
+    """'up', 'down' or 'unchanged' for a review before grace is considered. A member whose
+    tier the program no longer has moves to what they earn: up or down from that tier's old
+    threshold (`removed`; None: no tier yet)."""
     target = review_target(program, case)
     current = program.level(case.tier)
-    if current is None or current.index < target.index:
+    if current is None:
+        return "down" if removed is not None and target.threshold < removed else "up"
+    if current.index < target.index:
         return "up"
     return "down" if current.index > target.index else "unchanged"
 
@@ -337,3 +341,19 @@ def review_reason(program: Program, case: ReviewCase, target: Level) -> str:
     if case.floor == target.name and program.level_for(case.total).index < target.index:
         reason += f"; manual floor {target.name}"
     return reason
+
+
+# --- member data -----------------------------------------------------------------------------
+
+
+def contact_conflict(member_id: str, have: dict[str, str | None], erased: bool,
+                     given: dict[str, str | None]) -> str | None:
+    """Why contact details given with an enrollment may not be kept: they differ from what
+    the member has (or had, before an erase); changing them is `member update`'s job."""
+    for field, value in given.items():
+        current = have.get(field)
+        if value is not None and current is not None and value != current:
+            what = "was erased" if erased else f"is {current!r}"
+            return (f"member {member_id!r} already exists and their {field} {what}; change it with "
+                    f"`loyaltyctl member update {member_id} --{field} ...`")
+    return None

@@ -190,6 +190,13 @@ def insert_tier_changes(db: Database, rows: list[tuple]) -> None:
     refresh_tier_cache(db, {r[0] for r in rows})
 
 
+def latest_review(db: Database, program: str) -> str | None:
+    """The moment of the latest tier change a review recorded in a program."""
+    return db.scalar(
+        """SELECT MAX(t.effective_at) FROM tier_changes t JOIN enrollments e ON e.id = t.enrollment_id
+           WHERE t.source = 'review' AND e.program_code = ?""", (program,))
+
+
 def record_job(db: Database, job: str, program: str | None, as_of: str, summary: str, at: str) -> None:
     db.execute(
         "INSERT INTO job_runs (job, program_code, as_of, summary, recorded_at) VALUES (?, ?, ?, ?, ?)",

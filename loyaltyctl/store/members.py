@@ -28,18 +28,31 @@ def member(db: Database, member_id: str) -> Member | None:
     return Member(*row) if row else None
 
 
+def members(db: Database, member_ids) -> dict[str, Member]:
+    d = db.dialect
+    rows = db.all(f"""SELECT member_id, name, email, account, created_at, erased_at FROM members
+                      WHERE member_id IN {d.texts('ids')}""", {"ids": d.values(member_ids)})
+    return {r[0]: Member(*r) for r in rows}
+
+
 def insert_member(db: Database, member_id: str, name, email, account, at: str) -> None:
     db.execute("INSERT INTO members (member_id, name, email, account, created_at) VALUES (?, ?, ?, ?, ?)",
                (member_id, name, email, account, at))
 
 
 def update_contact(db: Database, member_id: str, name, email, account) -> None:
-    """Fill in contact fields given at a later enrollment (members, not the ledger)."""
+    """Fill in contact fields a member does not have yet (a later enrollment gives them)."""
     db.execute(
-        """UPDATE members SET name = COALESCE(?, name), email = COALESCE(?, email),
-                              account = COALESCE(?, account) WHERE member_id = ?""",
+        """UPDATE members SET name = COALESCE(name, ?), email = COALESCE(email, ?),
+                              account = COALESCE(account, ?) WHERE member_id = ?""",
         (name, email, account, member_id),
     )
+
+
+def set_contact(db: Database, member_id: str, fields: dict[str, str | None]) -> None:
+    """Replace contact fields (member update); personal data given again ends an erasure."""
+    for column, value in fields.items():  # column names are the caller's, never user text
+        db.execute(f"UPDATE members SET {column} = ?, erased_at = NULL WHERE member_id = ?", (value, member_id))
 
 
 _ENROLLMENT = "SELECT id, member_id, program_code, tags, joined_at, referred_by, recorded_at FROM enrollments"
@@ -99,6 +112,7 @@ def balance_at(db: Database, enrollment_id: int, t: str) -> int:
 @dataclass(frozen=True)
 class Counters:
     earned: int
+    opening: int
     redeemed: int
     clawed_back: int
     adjusted: int
@@ -113,7 +127,8 @@ def counters_at(db: Database, enrollment_id: int, t: str, soon: str) -> Counters
     f = fragments(db.dialect)
     row = db.one(
         f"""SELECT
-              COALESCE(SUM(CASE WHEN kind IN ('earn', 'opening') THEN points END), 0) AS earned,
+              COALESCE(SUM(CASE WHEN kind = 'earn' THEN points END), 0) AS earned,
+              COALESCE(SUM(CASE WHEN kind = 'opening' THEN points END), 0) AS opening,
               COALESCE(-SUM(CASE WHEN rule_kind = 'redeem' THEN points END), 0) AS redeemed,
               COALESCE(-SUM(CASE WHEN kind = 'refund' AND rule_kind <> 'redeem' THEN points END), 0)
                   AS clawed_back,
