@@ -247,3 +247,19 @@ def test_lifetime_earned_is_what_rules_earned_with_opening_and_adjustments_apart
     coffee("import", "transactions", str(data))
     s = show(coffee, "M1", "2026-01-04")
     assert (s["lifetime_earned"], s["opening"], s["adjusted"], s["balance"]) == (100, 40, 25, 165)
+
+
+# --- 7. partner purchases are the partner's revenue ------------------------------------------------------
+
+
+def test_roi_and_ticket_count_own_sales_and_show_partner_sales_apart(coffee):
+    coffee("member", "enroll", "T1", "--program", "travel", "--at", "2026-01-01")
+    coffee("earn", "T1", "--amount", "100", "--at", "2026-01-02T00:00:00Z")
+    coffee("earn", "T1", "--amount", "50", "--at", "2026-01-03T00:00:00Z")
+    coffee("earn", "T1", "--amount", "400", "--partner", "hotel", "--at", "2026-01-04T00:00:00Z")
+    (roi,) = coffee.json("report", "roi", "--program", "travel", "--since", "2026-01-01", "--until", "2026-02-01")
+    assert (roi["purchases"], roi["revenue"], roi["repeat_revenue"]) == (2, "150.00", "50.00")
+    assert (roi["partner_purchases"], roi["partner_revenue"]) == (1, "400.00")
+    ticket = {r["segment"]: r for r in coffee.json("report", "ticket", "--program", "travel", "--until", "2026-02-01")}
+    assert (ticket["members"]["purchases"], ticket["members"]["avg_ticket"]) == (2, "75.00")
+    assert (ticket["partners"]["purchases"], ticket["partners"]["avg_ticket"]) == (1, "400.00")

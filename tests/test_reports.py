@@ -200,7 +200,7 @@ def test_roi_from_program_cost_per_month(roi_ledger):
     assert row == {"program": "coffee", "since": "2026-01-01T00:00:00Z", "until": "2026-04-01T00:00:00Z",
                    "months": "3.00", "members": 2, "purchases": 4, "revenue": "230.00", "repeat_revenue": "130.00",
                    "redeemed_points": 150, "reward_cost": "1.50", "operating_cost": "900.00", "net_gain": "-771.50",
-                   "roi_pct": "-85.6", "currency": "GBP"}
+                   "roi_pct": "-85.6", "partner_purchases": 0, "partner_revenue": "0.00", "currency": "GBP"}
 
 
 def test_roi_with_cost_option_and_pro_rating(roi_ledger):
@@ -377,7 +377,7 @@ def test_ticket_members_anonymous_and_first_90_days(cafe, tmp_path):
     rows = by(cafe.json("report", "ticket"), "segment")
     assert [(s, rows[s]["purchases"], rows[s]["amount"], rows[s]["avg_ticket"]) for s in rows] == [
         ("members", 2, "30.00", "15.00"), ("anonymous", 2, "12.50", "6.25"),
-        ("members_first", 1, "10.00", "10.00"), ("members_after", 1, "20.00", "20.00")]
+        ("members_first", 1, "10.00", "10.00"), ("members_after", 1, "20.00", "20.00"), ("partners", 0, "0.00", None)]
     rows = by(cafe.json("report", "ticket", "--since", "2026-02-01", "--until", "2026-04-01"), "segment")
     assert (rows["members"]["purchases"], rows["members"]["avg_ticket"]) == (0, None)
     assert (rows["anonymous"]["purchases"], rows["anonymous"]["avg_ticket"]) == (1, "7.50")

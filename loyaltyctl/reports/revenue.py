@@ -29,7 +29,9 @@ def months_between(lo: str, hi: str) -> Decimal:
 def roi(db, program: str | None = None, since: str | None = None, until: str | None = None,
         cost: str | None = None) -> Report:
     """ROI per program over [since, until) (since defaults to the program's first enrollment,
-    until to now): (repeat revenue - reward cost - operating cost) / (reward cost + operating cost)."""
+    until to now): (repeat revenue - reward cost - operating cost) / (reward cost + operating cost).
+    Revenue is the operator's own sales; purchases members made at partners are the partners'
+    revenue and are shown apart."""
     lo, hi = span(since, until)
     chosen = codes(db, program)
     fixed = parse_amount(cost, "cost", allow_zero=True) if cost is not None else None
@@ -56,26 +58,31 @@ def roi(db, program: str | None = None, since: str | None = None, until: str | N
                      "members": r["members"] if r else 0, "purchases": r["purchases"] if r else 0,
                      "revenue": cash(revenue), "repeat_revenue": cash(repeat), "redeemed_points": redeemed,
                      "reward_cost": reward_cost, "operating_cost": operating.quantize(CENT, rounding=ROUND_HALF_UP),
-                     "net_gain": gain, "roi_pct": pct(gain, spent), "currency": d.currency})
+                     "net_gain": gain, "roi_pct": pct(gain, spent),
+                     "partner_purchases": r["partner_purchases"] if r else 0,
+                     "partner_revenue": cash(r["partner_revenue"] if r else 0), "currency": d.currency})
     cols = ["program", "since", "until", "months", "members", "purchases", "revenue", "repeat_revenue",
-            "redeemed_points", "reward_cost", "operating_cost", "net_gain", "roi_pct", "currency"]
+            "redeemed_points", "reward_cost", "operating_cost", "net_gain", "roi_pct", "partner_purchases",
+            "partner_revenue", "currency"]
     return Report(cols, rows, cols[3:-1])
 
 
 
 FIRST_DAYS = 90
-SEGMENTS = ["members", "anonymous", "members_first", "members_after"]
+SEGMENTS = ["members", "anonymous", "members_first", "members_after", "partners"]
 
 
 def ticket(db, program: str | None = None, since: str | None = None, until: str | None = None) -> Report:
     """Average purchase value per program: members vs anonymous sales, and members in their
-    first 90 days after joining vs afterwards."""
+    first 90 days after joining vs afterwards, all of them the operator's own sales; members'
+    purchases at partners (the partners' revenue) are a segment of their own."""
     lo, hi = span(since, until)
     chosen = codes(db, program)
     found = {(r["program"], r["segment"]): r for r in sql.ticket(db, lo or "0000", hi if until else "9999",
                                                                  program, FIRST_DAYS)}
     labels = {"members": "members", "anonymous": "anonymous (non-members)",
-              "members_first": f"members, first {FIRST_DAYS} days", "members_after": f"members, after {FIRST_DAYS} days"}
+              "members_first": f"members, first {FIRST_DAYS} days", "members_after": f"members, after {FIRST_DAYS} days",
+              "partners": "members at partners (partners' revenue)"}
     rows = []
     for code in chosen:
         d = require_program(db, code)

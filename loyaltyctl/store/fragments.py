@@ -12,6 +12,8 @@ from .dialect import Dialect
 
 # A purchase: an earn entry with an amount (spend or partner).
 PURCHASE = "kind = 'earn' AND amount_e4 IS NOT NULL"
+# The operator's own sale (a partner's purchase is the partner's revenue).
+OWN_SALE = "rule_kind = 'spend'"
 
 
 def tier_at(enrollment: str, t: str = ":t") -> str:

@@ -8,7 +8,7 @@ Periods are half-open: since <= effective_at < until (timestamps compare as text
 from __future__ import annotations
 
 from .connection import Database
-from .fragments import PURCHASE, fragments, tier_at
+from .fragments import OWN_SALE, PURCHASE, fragments, tier_at
 from .members import has_partner_rules
 
 # A purchase `p` net of its refunds recorded before :until.
@@ -142,14 +142,20 @@ def revenue(db: Database, since: str, until: str, program: str | None) -> list:
     sql = f"""
         WITH firsts AS (
             SELECT enrollment_id AS eid, MIN(effective_at) AS t FROM entries p
-            WHERE {PURCHASE} {scope} GROUP BY enrollment_id
+            WHERE {PURCHASE} AND p.{OWN_SALE} {scope} GROUP BY enrollment_id
         ), first_ids AS (
             SELECT f.eid, (SELECT MIN(p.id) FROM entries p WHERE p.enrollment_id = f.eid AND p.effective_at = f.t
-                           AND p.{PURCHASE}) AS id
+                           AND p.{PURCHASE} AND p.{OWN_SALE}) AS id
             FROM firsts f WHERE f.t < :until
         ), period AS (
             SELECT p.enrollment_id AS eid, p.id, {_NET} AS net FROM entries p
-            WHERE p.{PURCHASE} AND p.effective_at >= :since AND p.effective_at < :until {scope}
+            WHERE p.{PURCHASE} AND p.{OWN_SALE} AND p.effective_at >= :since AND p.effective_at < :until {scope}
+        ), partner AS (
+            SELECT e.program_code, count(*) AS purchases, SUM({_NET}) AS revenue
+            FROM entries p JOIN enrollments e ON e.id = p.enrollment_id
+            WHERE p.{PURCHASE} AND p.rule_kind = 'partner' AND p.effective_at >= :since AND p.effective_at < :until
+              {scope}
+            GROUP BY e.program_code
         ), redeemed AS (
             SELECT e.program_code, -SUM(p.points) AS points FROM entries p JOIN enrollments e ON e.id = p.enrollment_id
             WHERE p.rule_kind = 'redeem' AND p.effective_at >= :since AND p.effective_at < :until {scope}
@@ -163,9 +169,10 @@ def revenue(db: Database, since: str, until: str, program: str | None) -> list:
         )
         SELECT pr.code AS program, COALESCE(s.members, 0) AS members, COALESCE(s.purchases, 0) AS purchases,
                COALESCE(s.revenue, 0) AS revenue, COALESCE(s.repeat_revenue, 0) AS repeat_revenue,
-               COALESCE(rd.points, 0) AS redeemed
+               COALESCE(rd.points, 0) AS redeemed, COALESCE(pa.purchases, 0) AS partner_purchases,
+               COALESCE(pa.revenue, 0) AS partner_revenue
         FROM programs pr LEFT JOIN sums s ON s.program_code = pr.code
-        LEFT JOIN redeemed rd ON rd.program_code = pr.code
+        LEFT JOIN redeemed rd ON rd.program_code = pr.code LEFT JOIN partner pa ON pa.program_code = pr.code
         {"WHERE pr.code = :program" if program else ""}
         ORDER BY pr.code"""
     return [dict(r) for r in db.all(sql, params)]
@@ -371,15 +378,16 @@ def ticket(db: Database, since: str, until: str, program: str | None, first_days
             SELECT e.program_code AS program,
                    CASE WHEN p.effective_at < {db.dialect.add_days("e.joined_at", str(int(first_days)))}
                         THEN 1 ELSE 0 END AS early,
-                   {_NET} AS net
+                   {_NET} AS net, p.rule_kind
             FROM entries p JOIN enrollments e ON e.id = p.enrollment_id
             WHERE p.{PURCHASE} AND p.effective_at >= :since AND p.effective_at < :until {scope}
         )
-        SELECT program, 'members' AS segment, count(*) AS purchases, COALESCE(SUM(net), 0) AS amount
-            FROM member WHERE net > 0 GROUP BY program
+        SELECT program, CASE WHEN rule_kind = 'partner' THEN 'partners' ELSE 'members' END AS segment, count(*) AS purchases,
+               COALESCE(SUM(net), 0) AS amount
+            FROM member WHERE net > 0 GROUP BY program, CASE WHEN rule_kind = 'partner' THEN 'partners' ELSE 'members' END
         UNION ALL
         SELECT program, CASE WHEN early = 1 THEN 'members_first' ELSE 'members_after' END, count(*), SUM(net)
-            FROM member WHERE net > 0 GROUP BY program, early
+            FROM member WHERE net > 0 AND rule_kind <> 'partner' GROUP BY program, early
         UNION ALL
         SELECT s.program_code, 'anonymous', count(*), SUM(s.amount_e4) FROM anonymous_sales s
             WHERE s.effective_at >= :since AND s.effective_at < :until
