@@ -263,3 +263,40 @@ def test_roi_and_ticket_count_own_sales_and_show_partner_sales_apart(coffee):
     ticket = {r["segment"]: r for r in coffee.json("report", "ticket", "--program", "travel", "--until", "2026-02-01")}
     assert (ticket["members"]["purchases"], ticket["members"]["avg_ticket"]) == (2, "75.00")
     assert (ticket["partners"]["purchases"], ticket["partners"]["avg_ticket"]) == (1, "400.00")
+
+
+# --- 11. currency precision ------------------------------------------------------------------------------
+
+
+def test_amounts_finer_than_the_currency_are_refused_and_money_is_shown_at_its_unit(coffee, tmp_path):
+    coffee("member", "enroll", "M1", "--program", "coffee", "--at", "2026-01-01")
+    before = coffee.dump()
+    assert "--amount: 1.234 has more decimal places than GBP has (2)" in coffee.fail(
+        "earn", "M1", "--amount", "1.234", "--at", "2026-01-02")
+    assert coffee.dump() == before
+    coffee("earn", "M1", "--amount", "1.230", "--txn", "P1", "--at", "2026-01-02")  # 1.23: fine
+    assert "more decimal places" in coffee.fail("refund", "P1", "--amount", "0.005", "--at", "2026-01-03")
+    data = tmp_path / "fine.csv"
+    data.write_text("txn_id,member_id,kind,occurred_at,amount\nX1,M1,purchase,2026-01-04T00:00:00Z,2.001\n")
+    out = json.loads(coffee("import", "transactions", str(data), "--format", "json", ok=False).stdout)
+    assert out["rejects"][0]["error"] == "amount: 2.001 has more decimal places than GBP has (2)"
+    # travel: EUR, a point is worth 0.005: 2,869 points are 14.345 EUR, shown as 14.35
+    coffee("member", "enroll", "T1", "--program", "travel", "--at", "2026-01-01")
+    coffee("adjust", "T1", "--points", "2869", "--reason", "migration", "--at", "2026-01-02")
+    s = show(coffee, "T1", "2026-01-03")
+    assert (s["balance"], s["value"], s["currency"]) == (2869, "14.35", "EUR")
+    (row,) = coffee.json("report", "liability", "--program", "travel", "--as-of", "2026-01-03")
+    assert row["value"] == "14.35"
+    csv = coffee("report", "liability", "--program", "travel", "--as-of", "2026-01-03", "--format", "csv").stdout
+    assert ",14.35," in csv
+
+
+def test_member_show_totals_add_up_to_the_balance(coffee):
+    coffee("member", "enroll", "M1", "--program", "coffee", "--at", "2026-01-01")
+    coffee("earn", "M1", "--amount", "300", "--txn", "P1", "--at", "2026-01-02T00:00:00Z")
+    coffee("redeem", "M1", "--points", "150", "--at", "2026-01-03T00:00:00Z")
+    coffee("refund", "P1", "--amount", "100", "--at", "2026-01-04T00:00:00Z")
+    coffee("adjust", "M1", "--points=-20", "--reason", "fix", "--at", "2026-01-05T00:00:00Z")
+    s = show(coffee, "M1", "2027-06-01")
+    total = s["lifetime_earned"] + s["opening"] + s["adjusted"] - s["redeemed"] - s["clawed_back"] - s["expired"]
+    assert total == s["balance"] and s["expired"] > 0

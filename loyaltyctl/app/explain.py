@@ -216,8 +216,8 @@ def _effects(db: Database, old: Program, new: Program, at: str) -> dict:
     now = outstanding(db, at, new.code).get(new.code)
     points, soon30, soon90 = (now.points, now.expiring_30d, now.expiring_90d) if now else (0, 0, 0)
     effects["outstanding_points"] = points
-    effects["liability_before"] = money(points * old.point_value)
-    effects["liability_after"] = money(points * new.point_value)
+    effects["liability_before"] = money(points * old.point_value, old.currency)
+    effects["liability_after"] = money(points * new.point_value, new.currency)
     effects["expiring_30d_points"] = soon30
     effects["expiring_90d_points"] = soon90
     if (old.after_days, old.round_to, old.inactivity_days) != (new.after_days, new.round_to, new.inactivity_days):

@@ -43,7 +43,7 @@ def rows(db: Database, what: str, program: str | None = None, as_of: str | None 
         for r in sql.balance_rows(db, program, at):
             d = require_program(db, r["program_code"])
             yield {"member_id": r["member_id"], "program": r["program_code"], "tier": r["tier"],
-                   "balance": r["balance"], "value": money(r["balance"] * d.point_value), "currency": d.currency,
+                   "balance": r["balance"], "value": money(r["balance"] * d.point_value, d.currency), "currency": d.currency,
                    "as_of": at}
     return columns, balances()
 

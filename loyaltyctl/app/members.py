@@ -33,7 +33,7 @@ def _state(db: Database, member, enr, p: Program, at: str) -> dict:
     balance = store.balance_at(db, enr.id, at)
     state = {
         "member_id": enr.member_id, "name": member.name, "email": member.email, "program": p.code, "as_of": at,
-        "joined_at": enr.joined_at, "tags": list(enr.tags), "balance": balance, "value": money(balance * p.point_value),
+        "joined_at": enr.joined_at, "tags": list(enr.tags), "balance": balance, "value": money(balance * p.point_value, p.currency),
         "currency": p.currency, "tier": None, "perks": None, "next_tier": None, "to_next_tier": None,
         "qualifying": None,
         "lifetime_earned": c.earned, "opening": c.opening, "redeemed": c.redeemed, "clawed_back": c.clawed_back,
@@ -58,7 +58,7 @@ def _progress(db: Database, enr, p: Program, at: str) -> dict:
     level = p.level(tier)
     nxt = p.next_level(level) if level else None
     unit = p.currency if p.basis == "spend" else "points"
-    fmt = money if p.basis == "spend" else (lambda v: str(int(v)))
+    fmt = (lambda v: money(v, p.currency)) if p.basis == "spend" else (lambda v: str(int(v)))
     out = {"tier": tier, "perks": list(level.perks) if level else [], "qualifying": fmt(total),
            "next_tier": nxt.name if nxt else None, "to_next_tier": None}
     if nxt:

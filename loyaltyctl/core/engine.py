@@ -20,7 +20,7 @@ from .records import (
     Adjust, AnonymousSale, Book, Entry, Enrollment, Event, Join, Lot, MemberState, Move, Opening, Posting, Prior,
     Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
 )
-from .values import from_e4, money, not_future, num, to_e4
+from .values import check_precision, from_e4, money, not_future, num, to_e4
 
 # The expire job names its entries expire-<lot id>: an operator's id may not.
 RESERVED_TXN_PREFIX = "expire-"
@@ -250,6 +250,7 @@ def _purchase(book: Book, cmd: Purchase) -> Posting:
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
+    check_precision(cmd.amount, p.currency)
     _check_time(state, cmd.at, activity=True)
     change = rules.tier_at(state.tiers, cmd.at) if p.tiered else None
     tier = change.tier if change else None
@@ -385,7 +386,7 @@ def _refund_purchase(book: Book, cmd: Refund, state: MemberState, ref: Ref, text
     left = purchase - refunded
     if left <= 0:
         raise Conflict(f"purchase {e.txn_id!r} is already fully refunded")
-    amount = left if cmd.amount is None else cmd.amount
+    amount = left if cmd.amount is None else check_precision(cmd.amount, state.program.currency)
     if amount > left:
         raise Conflict(f"{money(amount)} exceeds the {money(left)} left to refund on purchase {e.txn_id!r}",
                        field="amount")

@@ -296,8 +296,9 @@ def upgrade_to(program: Program, tier: str | None, total: Decimal) -> tuple[Leve
         return None
     spend = program.basis == "spend"
     unit = program.currency if spend else "points"
-    return reached, (f"qualifying {program.basis} {money(total) if spend else total} {unit} reached "
-                     f"{reached.name}'s {money(reached.threshold) if spend else reached.threshold}")
+    cur = program.currency
+    return reached, (f"qualifying {program.basis} {money(total, cur) if spend else total} {unit} reached "
+                     f"{reached.name}'s {money(reached.threshold, cur) if spend else reached.threshold}")
 
 
 def tier_at(tiers, at: str):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from ..errors import InputError
 
@@ -135,12 +135,38 @@ def from_e4(value: int | None) -> Decimal | None:
     return (Decimal(value) / SCALE).quantize(Decimal("0.01")) if value % 100 == 0 else Decimal(value) / SCALE
 
 
-def money(value: Decimal | int | None) -> str:
-    """Currency for display: two decimal places unless more are significant."""
+# ISO 4217 minor units of the currencies that do not have two decimal places.
+_MINOR_UNITS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+                     "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+
+def minor_unit(currency: str) -> int:
+    """Decimal places of a currency's smallest unit (ISO 4217): 2 for GBP, 0 for JPY, 3 for KWD."""
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def check_precision(amount: Decimal, currency: str, field: str = "amount") -> Decimal:
+    """Refuse an amount finer than the currency's smallest unit (1.234 GBP)."""
+    places = minor_unit(currency)
+    if amount.as_tuple().exponent < -places and amount != amount.quantize(Decimal(1).scaleb(-places)):
+        raise InputError(f"{amount} has more decimal places than {currency} has ({places})", field=field)
+    return amount
+
+
+def money(value: Decimal | int | None, currency: str | None = None) -> str:
+    """Money for display. With its currency: at the currency's smallest unit, rounded half
+    up (points x point value can fall between cents). Without: two decimal places unless
+    more are significant."""
     if value is None:
         return ""
     if isinstance(value, int):
         value = from_e4(value)
+    if currency is not None:
+        return f"{value.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP):f}"
     q = value.quantize(Decimal("0.01")) if value == value.quantize(Decimal("0.01")) else value.normalize()
     return f"{q:f}"
 

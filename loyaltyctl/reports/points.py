@@ -29,7 +29,7 @@ def balances(db, program: str | None = None, limit: int = 20, as_of: str | None 
             values[code] = (p.point_value, p.currency)
         pv, cur = values[code]
         out.append({"member_id": r["member_id"], "name": r["name"], "program": code, "tier": r["tier"],
-                    "balance": r["balance"], "value": money(r["balance"] * pv), "currency": cur})
+                    "balance": r["balance"], "value": money(r["balance"] * pv, cur), "currency": cur})
     return Report(["member_id", "name", "program", "tier", "balance", "value", "currency"], out, ["balance", "value"])
 
 
@@ -72,9 +72,9 @@ def liability(db, program: str | None = None, as_of: str | None = None) -> Repor
         p = require_program(db, code)
         o = found.get(code) or Outstanding(0, 0, 0, 0)
         rows.append({"program": code, "members": o.members, "points": o.points,
-                     "value": money(o.points * p.point_value), "expiring_30d": o.expiring_30d,
-                     "value_30d": money(o.expiring_30d * p.point_value), "expiring_90d": o.expiring_90d,
-                     "value_90d": money(o.expiring_90d * p.point_value), "currency": p.currency})
+                     "value": money(o.points * p.point_value, p.currency), "expiring_30d": o.expiring_30d,
+                     "value_30d": money(o.expiring_30d * p.point_value, p.currency), "expiring_90d": o.expiring_90d,
+                     "value_90d": money(o.expiring_90d * p.point_value, p.currency), "currency": p.currency})
     return Report(["program", "members", "points", "value", "expiring_30d", "value_30d", "expiring_90d",
                    "value_90d", "currency"], rows,
                   ["members", "points", "value", "expiring_30d", "value_30d", "expiring_90d", "value_90d"])

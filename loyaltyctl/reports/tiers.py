@@ -54,5 +54,5 @@ def _program_rows(db, p, at: str) -> list[dict]:
 def _avg_qualifying(p, r: dict, n: int, unit: int):
     avg = Decimal(r["qualifying"]) / unit / n
     if p.basis == "spend":
-        return money(avg.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        return money(avg, p.currency)
     return one_dp(avg)
