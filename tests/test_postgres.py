@@ -100,3 +100,46 @@ def test_trigger_when_clauses_cannot_hold_subqueries(pg_schema):
             conn.execute("CREATE TRIGGER t_ins AFTER INSERT ON t FOR EACH ROW "
                          "WHEN (EXISTS (SELECT 1 FROM t)) EXECUTE FUNCTION noop()")
         conn.rollback()
+
+
+def test_translated_schema_keeps_purchase_gaps_as_sqlite_does(pg_schema):
+    # tests/benchmarks/pg_baseline/schema.sql is the hand translation the survey and the pgbench
+    # baseline use; its PL/pgSQL trigger must agree with SQLite's two triggers, back-dating included.
+    from loyaltyctl.ledger.schema import MIGRATIONS
+    from conftest import ROOT
+
+    setup = ["INSERT INTO programs VALUES ('c', 'C', 1)",
+             "INSERT INTO program_versions (program_code, version, definition, applied_at) VALUES ('c', 1, '{}', 'x')",
+             "INSERT INTO members (member_id, created_at) VALUES ('m', 'x')",
+             "INSERT INTO enrollments (member_id, program_code, joined_at, recorded_at) VALUES ('m', 'c', 'x', 'x')"]
+    purchase = ("INSERT INTO entries (txn_id, enrollment_id, kind, rule_kind, program_version_id, points, amount_e4,"
+                " effective_at, recorded_at) VALUES ('{0}', 1, 'earn', 'spend', 1, 1, 10, '2026-01-{1}T00:00:00Z', 'x')")
+    days = [("a", "01"), ("b", "10"), ("c", "05"), ("d", "05")]  # back-dated, then a tie on time
+    lite = sqlite3.connect(":memory:")
+    for statement in [s for m in MIGRATIONS for s in m] + setup + [purchase.format(*d) for d in days]:
+        lite.execute(statement)
+    gaps = "SELECT enrollment_id, gap, entry_id, at_s FROM purchase_gaps ORDER BY entry_id"
+    with pg_schema.connect() as conn:
+        conn.execute((ROOT / "tests" / "benchmarks" / "pg_baseline" / "schema.sql").read_text())
+        for statement in setup + [purchase.format(*d) for d in days]:
+            conn.execute(statement)
+        assert conn.execute(gaps).fetchall() == lite.execute(gaps).fetchall()
+
+
+def test_after_row_triggers_see_the_whole_statement_on_postgresql(pg_schema):
+    # SQLite runs an AFTER INSERT row trigger right after each row; PostgreSQL queues them to
+    # the end of the statement, when every row of a multi-row INSERT is visible. Triggers that
+    # look at neighbouring rows (purchase_gaps) must not be fed multi-row INSERTs there.
+    lite = sqlite3.connect(":memory:")
+    lite.executescript("CREATE TABLE t (id INTEGER); CREATE TABLE seen (id INTEGER, rows_visible INTEGER);"
+                       "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN INSERT INTO seen SELECT NEW.id, count(*) FROM t; END;"
+                       "INSERT INTO t VALUES (1), (2), (3);")
+    assert lite.execute("SELECT rows_visible FROM seen ORDER BY id").fetchall() == [(1,), (2,), (3,)]
+    with pg_schema.connect() as conn:
+        conn.execute("CREATE TABLE t (id BIGINT)")
+        conn.execute("CREATE TABLE seen (id BIGINT, rows_visible BIGINT)")
+        conn.execute("CREATE FUNCTION count_rows() RETURNS trigger LANGUAGE plpgsql AS "
+                     "'BEGIN INSERT INTO seen SELECT NEW.id, count(*) FROM t; RETURN NULL; END'")
+        conn.execute("CREATE TRIGGER t_ins AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION count_rows()")
+        conn.execute("INSERT INTO t VALUES (1), (2), (3)")
+        assert conn.execute("SELECT rows_visible FROM seen ORDER BY id").fetchall() == [(3,), (3,), (3,)]
