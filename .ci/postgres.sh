@@ -31,7 +31,7 @@ pg_start() {
   local bindir port t0 t1 t2
   bindir=$(_pg_bindir) || { _pg_install && bindir=$(_pg_bindir); } || return 1
   PG_AS=()
-  if [ "$(id -u)" = 0 ]; then PG_AS=(runuser -u postgres --); fi
+  if [ "$(id -u)" = 0 ]; then PG_AS=("$(command -v runuser || echo /usr/sbin/runuser)" -u postgres --); fi
   PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyctl-pg.XXXXXX")
   PG_BINDIR=$bindir
   [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
