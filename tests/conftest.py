@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import pg
+
 # "Now" for the whole run: LOYALTYCTL_TEST_NOW picks another moment (CI runs the suite under
 # two), so no test depends on the wall clock. Read before the user's LOYALTYCTL_* are cleared.
 NOW = os.environ.get("LOYALTYCTL_TEST_NOW") or "2030-01-01T12:00:00Z"
+# The PostgreSQL server for pg_schema (tests/pg.py), if any: LOYALTYCTL_TEST_PG(_REQUIRED).
+PG = pg.settings_from(os.environ)
 for _name in [k for k in os.environ if k.startswith("LOYALTYCTL_") or k == "_LOYALTYCTL_COMPLETE"]:
     del os.environ[_name]
 _HOME = tempfile.mkdtemp(prefix="loyaltyctl-test-home-")
@@ -112,3 +116,18 @@ def coffee(cli) -> Cli:
     """A database with every example program applied."""
     cli("program", "apply", str(PROGRAMS))
     return cli
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """An autocommit connection to the run's PostgreSQL; skips or fails as tests/pg.py says."""
+    conn = pg.admin_connection(PG)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pg_schema(pg_server) -> pg.Schema:
+    """A schema of the test's own on the run's PostgreSQL, dropped after the test."""
+    with pg.temporary_schema(pg_server, PG.url) as schema:
+        yield schema
