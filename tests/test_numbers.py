@@ -300,3 +300,44 @@ def test_member_show_totals_add_up_to_the_balance(coffee):
     s = show(coffee, "M1", "2027-06-01")
     total = s["lifetime_earned"] + s["opening"] + s["adjusted"] - s["redeemed"] - s["clawed_back"] - s["expired"]
     assert total == s["balance"] and s["expired"] > 0
+
+
+# --- 5. inactivity added to a running program --------------------------------------------------------------
+
+
+IDLE = """code: idle
+name: Idle
+currency: GBP
+point_value: "0.01"
+earn:
+  - rule: spend
+    points_per_unit: 1
+expiry:
+  after_days: 3650{rule}
+"""
+
+
+def test_inactivity_added_later_counts_from_when_it_took_effect_and_hits_old_balances(cli, tmp_path, monkeypatch):
+    path = tmp_path / "idle.yaml"
+    path.write_text(IDLE.format(rule=""))
+    monkeypatch.setenv("LOYALTYCTL_NOW", "2026-01-01T00:00:00Z")
+    cli("program", "apply", str(path))
+    for m in ("OLD", "ACTIVE"):
+        cli("member", "enroll", m, "--program", "idle", "--at", "2025-01-01")
+        cli("earn", m, "--amount", "100", "--at", "2025-01-02T00:00:00Z")
+    monkeypatch.setenv("LOYALTYCTL_NOW", "2026-06-01T00:00:00Z")
+    path.write_text(IDLE.format(rule="\n  inactivity_days: 90"))
+    (plan,) = cli.json("program", "plan", str(path))
+    assert (plan["effects"]["inactivity_members"], plan["effects"]["inactivity_points"]) == (2, 200)
+    assert plan["effects"]["inactivity_expires_at"] == "2026-08-30T00:00:00Z"
+    cli("program", "apply", str(path))
+    monkeypatch.setenv("LOYALTYCTL_NOW", "2026-12-01T00:00:00Z")
+    cli("earn", "ACTIVE", "--amount", "1", "--at", "2026-07-01T00:00:00Z")  # active within the 90 days
+    assert show(cli, "OLD", "2026-05-31")["balance"] == 100  # history before the rule: unchanged
+    assert show(cli, "OLD", "2026-08-29T23:59:59Z")["balance"] == 100
+    old = show(cli, "OLD", "2026-08-30T00:00:00Z")
+    assert (old["balance"], old["expired"]) == (0, 100)  # the whole balance, 90 days after the rule
+    active = show(cli, "ACTIVE", "2026-08-30T00:00:00Z")
+    assert (active["balance"], active["next_expiry"]) == (101, "2026-09-29T00:00:00Z")  # 90 days after 07-01
+    assert cli.json("expire")["points"] == 201  # both balances, once their 90 days passed
+    assert cli.json("verify")["ok"]

@@ -84,6 +84,7 @@ def test_verify_names_a_wrong_gap_and_migration_backfills_them(cli):
         conn.execute("DROP TABLE sequences")  # and what later migrations added
         conn.execute("DROP INDEX tier_changes_entry")
         conn.execute("ALTER TABLE tier_changes DROP COLUMN entry_id")
+        conn.execute("ALTER TABLE lots DROP COLUMN inactivity_from")
         conn.execute("PRAGMA user_version = 4")
     cli("member", "show", "ANA")
     assert gaps() == [("P2", 7 * day), ("P3", 3 * day)]

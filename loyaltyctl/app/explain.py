@@ -10,7 +10,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from ..core import rules
 from ..core.program import Program
-from ..core.values import from_e4, money, ts_or_now
+from ..core.values import from_e4, money, shift, ts_or_now
 from ..errors import NotFound
 from ..reports.points import outstanding
 from ..store import explain as sql
@@ -119,6 +119,18 @@ def _tier_effects(db: Database, enrollment_id: int, e: dict, out: dict, lines: l
                      "later purchases earn at the new rate")
 
 
+def _inactivity_effect(db: Database, new: Program, at: str) -> dict:
+    """Who an inactivity rule taking effect now would hit: members holding points with no earn
+    or redemption for inactivity_days already lose them inactivity_days from now unless they
+    become active (the rule counts from when it takes effect)."""
+    days = new.inactivity_days
+    members, points = program_store.inactive_holders(db, new.code, shift(at, -days), at)
+    return {"inactivity_members": members, "inactivity_points": points, "inactivity_expires_at": shift(at, days),
+            "note_inactivity": (f"inactivity expiry ({days} days) counts from when the version is applied: "
+                                f"{members} members already inactive that long hold {points} points, which "
+                                f"expire {days} days later unless they earn or redeem")}
+
+
 def _rule_text(e) -> str:
     return f"earn[{e['rule_index']}] {e['rule_kind']}" if e["rule_index"] is not None else e["rule_kind"]
 
@@ -220,7 +232,9 @@ def _effects(db: Database, old: Program, new: Program, at: str) -> dict:
     effects["liability_after"] = money(points * new.point_value, new.currency)
     effects["expiring_30d_points"] = soon30
     effects["expiring_90d_points"] = soon90
-    if (old.after_days, old.round_to, old.inactivity_days) != (new.after_days, new.round_to, new.inactivity_days):
+    if (old.after_days, old.round_to) != (new.after_days, new.round_to):
         effects["note_expiry"] = ("existing lots keep their expiry dates; the new expiry rule applies to points "
                                   "earned after the change")
+    if new.inactivity_days is not None and new.inactivity_days != old.inactivity_days:
+        effects.update(_inactivity_effect(db, new, at))
     return effects

@@ -34,9 +34,20 @@ def apply(db: Database, paths: list[str]) -> list[dict]:
                 results.append({"code": p.code, "path": path, "version": found[0].version, "status": "unchanged"})
                 continue
             version = store.insert_version(db, p.code, p.name, canonical, path, recorded)
+            if found:
+                _retime(db, found[0], p, recorded)
             results.append({"code": p.code, "path": path, "version": version,
                             "status": "created" if not found else "updated"})
     return results
+
+
+def _retime(db: Database, old, new, at: str) -> None:
+    """Inactivity is the member-level rule of the version in force: a version that adds,
+    changes or drops it re-times the lots alive now (their inactivity counts from now)."""
+    before = Program.from_json(old.definition, old.version, old.version_id).inactivity_days
+    after = new.expiry.inactivity_days if new.expiry else None
+    if before != after:
+        store.retime_inactivity(db, new.code, after, at)
 
 
 def check_change(db: Database, path: str, new) -> None:

@@ -75,7 +75,8 @@ class Lot:
     earned_at: str
     expires_at: str | None
     inactivity_days: int | None = None
-    expiry_recorded: bool = False  # the expire job wrote its expiry entry
+    expiry_recorded: bool = False  # the expire job wrote its expiry
+    inactivity_from: str | None = None  # inactivity counts from here, not from earned_at (a rule added later) entry
 
 
 @dataclass(frozen=True, slots=True)

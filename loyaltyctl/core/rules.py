@@ -180,13 +180,14 @@ def _expiry_on(day: str, after_days: int, round_to: str) -> str:
     return fmt_ts(lot_expiry(to_dt(day + "T00:00:00Z"), after_days, round_to))
 
 
-def inactivity_deadline(earned_at: str, days: int, activity: tuple[str, ...]) -> str:
-    """When a lot earned at `earned_at` lapses for inactivity: the first moment `days` pass
-    after its earning or a later activity (an earn or redemption) with no activity between.
-    While the member stays active it is a projection (last activity + days)."""
-    x = earned_at
+def inactivity_deadline(start: str, days: int, activity: tuple[str, ...]) -> str:
+    """When a lot lapses for inactivity: the first moment `days` pass after `start` (its
+    earning, or when the rule in force took effect if later) or a later activity (an earn or
+    redemption) with no activity between. The member's lots lapse together: their chains run
+    through the same activity. While the member stays active it is a projection."""
+    x = start
     deadline = shift(x, days)
-    for a in activity[bisect.bisect_right(activity, earned_at):]:
+    for a in activity[bisect.bisect_right(activity, start):]:
         if a >= deadline:
             break
         x = a
@@ -198,7 +199,7 @@ def lot_end(lot, activity: tuple[str, ...]) -> str | None:
     """A lot's effective expiry: the sooner of its date and its inactivity deadline (None: never)."""
     if lot.inactivity_days is None:
         return lot.expires_at
-    deadline = inactivity_deadline(lot.earned_at, lot.inactivity_days, activity)
+    deadline = inactivity_deadline(lot.inactivity_from or lot.earned_at, lot.inactivity_days, activity)
     return deadline if lot.expires_at is None else min(lot.expires_at, deadline)
 
 

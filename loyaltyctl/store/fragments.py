@@ -38,15 +38,16 @@ class Fragments:
         self.d = d
         plus = d.unary_plus()
         # Inactivity expiry (core.rules.inactivity_deadline): a lot with inactivity_days D expires
-        # at the first moment x + D where x is its earning time or a later activity (an earn or
-        # redeem entry) and no activity follows x before x + D.
+        # at the first moment x + D where x is its start (earning, or when the rule took effect)
+        # or a later activity (an earn or redeem entry) and no activity follows x before x + D.
+        start = "COALESCE(l.inactivity_from, l.earned_at)"
         self.inactivity_deadline = f"""(SELECT MIN(s.xp) FROM (
             SELECT {d.add_days("a.x", "l.inactivity_days")} AS xp, LEAD(a.x) OVER (ORDER BY a.x) AS nx
-            FROM (SELECT l.earned_at AS x
+            FROM (SELECT {start} AS x
                   UNION ALL
                   SELECT ae.effective_at FROM entries ae
                   WHERE ae.enrollment_id = l.enrollment_id AND ae.kind IN ('earn', 'redeem')
-                    AND ae.effective_at > l.earned_at) a) s
+                    AND ae.effective_at > {start}) a) s
             WHERE s.nx IS NULL OR s.nx >= s.xp)"""
         # Effective expiry of lot l (NULL: never; core.rules.lot_end).
         never = "COALESCE(l.expires_at, '9')"  # sorts after every timestamp

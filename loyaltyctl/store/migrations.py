@@ -220,5 +220,12 @@ V_TIER_CAUSE = [
     "CREATE INDEX tier_changes_entry ON tier_changes(entry_id) WHERE entry_id IS NOT NULL",
 ]
 
+# Inactivity is a member-level rule of the program version in force: when a version adds or
+# changes it at moment P, the lots then alive take the new inactivity_days and count their
+# inactivity from P (inactivity_from), so no deadline before P moves and history stays put.
+V_INACTIVITY_FROM = [
+    "ALTER TABLE lots ADD COLUMN inactivity_from TEXT",
+]
+
 MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS, V_PURCHASE_GAPS, V_SEQUENCES,
-                               V_TIER_CAUSE]
+                               V_TIER_CAUSE, V_INACTIVITY_FROM]

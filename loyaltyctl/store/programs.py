@@ -60,3 +60,34 @@ def ever_defined(db: Database, code: str | None = None) -> list[str]:
     if code:
         sql, params = sql + " WHERE program_code = ?", (code,)
     return [r[0] for r in db.all(sql + " ORDER BY id", params)]
+
+
+def retime_inactivity(db: Database, code: str, days: int | None, at: str) -> int:
+    """A version changing the inactivity rule takes effect at `at`: the program's lots alive
+    then take the new inactivity_days (None: no inactivity expiry) and count from `at`.
+    Returns how many lots it touched."""
+    from .fragments import fragments
+
+    f = fragments(db.dialect)
+    cur = db.execute(
+        f"""UPDATE lots SET inactivity_days = :d, inactivity_from = CASE WHEN :d IS NULL THEN NULL ELSE :t END
+            WHERE id IN (SELECT l.id FROM lots l JOIN enrollments e ON e.id = l.enrollment_id
+                         WHERE e.program_code = :code AND l.remaining > 0 AND l.earned_at <= :t AND {f.lot_alive})""",
+        {"d": days, "t": at, "code": code})
+    return cur.rowcount
+
+
+def inactive_holders(db: Database, code: str, since: str, at: str) -> tuple[int, int]:
+    """Members of a program holding points alive at `at` with no earn or redemption since
+    `since`, and those points."""
+    from .fragments import fragments
+
+    f = fragments(db.dialect)
+    row = db.one(
+        f"""SELECT count(DISTINCT l.enrollment_id), COALESCE(SUM(l.remaining), 0)
+            FROM lots l JOIN enrollments e ON e.id = l.enrollment_id
+            WHERE e.program_code = :code AND l.remaining > 0 AND l.earned_at <= :t AND {f.lot_alive}
+              AND NOT EXISTS (SELECT 1 FROM entries a WHERE a.enrollment_id = l.enrollment_id
+                              AND a.kind IN ('earn', 'redeem') AND a.effective_at > :since AND a.effective_at <= :t)""",
+        {"code": code, "t": at, "since": since})
+    return row[0], row[1]

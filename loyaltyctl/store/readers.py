@@ -161,22 +161,21 @@ def _debiting(book: Book, commands: list) -> set[str]:
 
 _LOT_COLUMNS = """l.id, l.enrollment_id, l.entry_id, l.points, l.remaining, l.earned_at, l.expires_at,
                   l.inactivity_days,
-                  EXISTS (SELECT 1 FROM lot_moves m JOIN entries x ON x.id = m.entry_id
-                          WHERE m.lot_id = l.id AND x.kind = 'expire') AS recorded"""
+                  CASE WHEN EXISTS (SELECT 1 FROM lot_moves m JOIN entries x ON x.id = m.entry_id
+                                    WHERE m.lot_id = l.id AND x.kind = 'expire') THEN 1 ELSE 0 END AS recorded,
+                  l.inactivity_from"""
 
 
 _OPEN_LOT_COLUMNS = """l.id, l.enrollment_id, l.entry_id, l.points, l.remaining, l.earned_at, l.expires_at,
-                       l.inactivity_days"""
+                       l.inactivity_days, 0, l.inactivity_from"""
 
 
 def _lots(db: Database, condition: str, params: dict, *, open_only: bool = False) -> list[Lot]:
     """Lots meeting a condition; open lots (points left) never have a recorded expiry, which
     takes the whole remainder, so that is not looked up for them."""
-    if open_only:
-        rows = db.all(f"SELECT {_OPEN_LOT_COLUMNS} FROM lots l WHERE {condition} ORDER BY l.id", params)
-        return [Lot(*r) for r in rows]
-    rows = db.all(f"SELECT {_LOT_COLUMNS} FROM lots l WHERE {condition} ORDER BY l.id", params)
-    return [Lot(*r[:8], expiry_recorded=bool(r[8])) for r in rows]
+    columns = _OPEN_LOT_COLUMNS if open_only else _LOT_COLUMNS
+    rows = db.all(f"SELECT {columns} FROM lots l WHERE {condition} ORDER BY l.id", params)
+    return [Lot(*r[:8], expiry_recorded=bool(r[8]), inactivity_from=r[9]) for r in rows]
 
 
 def _states(db: Database, book: Book, eids: set[int], posting: set, debits: set[str], since: str,
