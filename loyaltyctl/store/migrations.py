@@ -227,5 +227,13 @@ V_INACTIVITY_FROM = [
     "ALTER TABLE lots ADD COLUMN inactivity_from TEXT",
 ]
 
+# purchase_gaps is kept by the store's writers, set-based per batch (store/derived.py), one
+# implementation for both backends (PostgreSQL's row triggers would see a multi-row insert at
+# once), instead of by triggers.
+V_GAPS_BY_WRITERS = [
+    "DROP TRIGGER purchase_gap",
+    "DROP TRIGGER purchase_gap_next",
+]
+
 MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS, V_PURCHASE_GAPS, V_SEQUENCES,
-                               V_TIER_CAUSE, V_INACTIVITY_FROM]
+                               V_TIER_CAUSE, V_INACTIVITY_FROM, V_GAPS_BY_WRITERS]

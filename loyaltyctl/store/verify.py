@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from .connection import Database
+from .derived import gaps_sql
 from .fragments import fragments
-from .migrations import PURCHASE_GAPS
 
 
 def checks(db: Database) -> dict[str, tuple[str, str]]:
     """Each ledger invariant: its description and the SQL of the rows that break it."""
-    return _checks(fragments(db.dialect).lot_expiry)
+    return _checks(fragments(db.dialect).lot_expiry, gaps_sql(db.dialect.epoch))
 
 
-def _checks(LOT_EXPIRY: str) -> dict[str, tuple[str, str]]:  # noqa: N803 - the fragment's name
+def _checks(LOT_EXPIRY: str, PURCHASE_GAPS: str) -> dict[str, tuple[str, str]]:  # noqa: N803 - fragments
     return {
         "enrollment_totals": (
             "cached points total or debt of an enrollment differs from its ledger entries",
@@ -61,7 +61,7 @@ def _checks(LOT_EXPIRY: str) -> dict[str, tuple[str, str]]:  # noqa: N803 - the 
             "a recorded expiry takes effect at another time than the lot's expiry",
             f"""SELECT e.txn_id, e.effective_at, {LOT_EXPIRY} AS lot_expiry FROM entries e
                JOIN lot_moves m ON m.entry_id = e.id JOIN lots l ON l.id = m.lot_id
-               WHERE e.kind = 'expire' AND e.effective_at IS NOT {LOT_EXPIRY}""",
+               WHERE e.kind = 'expire' AND e.effective_at IS DISTINCT FROM {LOT_EXPIRY}""",
         ),
         "redemption_overdraw": (
             "a redemption took points the member did not have",
@@ -80,9 +80,9 @@ def _checks(LOT_EXPIRY: str) -> dict[str, tuple[str, str]]:  # noqa: N803 - the 
         "purchase_gaps": (
             "a purchase's cached gap to the previous purchase (report at-risk) differs from the ledger",
             f"""WITH ledger AS ({PURCHASE_GAPS})
-               SELECT 'ledger' AS side, * FROM (SELECT * FROM ledger EXCEPT SELECT * FROM purchase_gaps)
+               SELECT 'ledger' AS side, a.* FROM (SELECT * FROM ledger EXCEPT SELECT * FROM purchase_gaps) a
                UNION ALL
-               SELECT 'cache', * FROM (SELECT * FROM purchase_gaps EXCEPT SELECT * FROM ledger)""",
+               SELECT 'cache', b.* FROM (SELECT * FROM purchase_gaps EXCEPT SELECT * FROM ledger) b""",
         ),
         "entry_member": (
             "an entry's program version belongs to another program than its member's enrollment",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..core.records import Posting, provisional
 from .connection import Database
+from .derived import refresh_gaps
 
 _ENTRY_COLUMNS = ("id", "txn_id", "enrollment_id", "kind", "rule_kind", "rule_index", "program_version_id", "points",
                   "uncovered", "amount_e4", "rate", "tier", "multiplier", "partner", "event", "reward", "reason",
@@ -61,6 +62,7 @@ def write(db: Database, postings: list[Posting]) -> _Ids:
     _tier_changes(db, [c for p in done for c in p.tier_changes], ids)
     _sales(db, [p.sale for p in done if p.sale is not None])
     _totals(db, entries, ids)
+    _gaps(db, entries, ids)
     return ids
 
 
@@ -126,6 +128,12 @@ def _sales(db: Database, sales) -> None:
         """INSERT INTO anonymous_sales (txn_id, program_code, amount_e4, content, effective_at, recorded_at)
            VALUES (?, ?, ?, ?, ?, ?)""",
         [(s.txn_id, s.program, s.amount_e4, s.content, s.effective_at, s.recorded_at) for s in sales])
+
+
+def _gaps(db: Database, entries, ids: _Ids) -> None:
+    purchases = [e for e in entries if e.is_purchase]
+    if purchases:
+        refresh_gaps(db, {ids(e.enrollment_id) for e in purchases}, min(e.effective_at for e in purchases))
 
 
 def _totals(db: Database, entries, ids: _Ids) -> None:
