@@ -267,7 +267,7 @@ def _apply_txn(db: Database, row: dict, program: str | None, enroll_unknown: boo
 
 def import_transactions(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
                         enroll_unknown: bool = False, dry_run: bool = False, progress=None,
-                        rejects: str | None = None) -> Summary:
+                        rejects: str | None = None, overwrite: bool = False) -> Summary:
     from . import bulk
 
     if program:
@@ -279,7 +279,7 @@ def import_transactions(db: Database, path: str, *, program: str | None = None, 
         with sql.bulk_session(db, CACHE_MIB, CHECKPOINT_PAGES):
             return _run(db, source, lambda row: _apply_txn(db, row, program, enroll_unknown),
                         all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress, rejects=rejects,
-                        checkpoint=key, fast=lambda chunk: bulk.apply_batch(db, chunk, program, enroll_unknown))
+                        overwrite=overwrite, checkpoint=key, fast=lambda chunk: bulk.apply_batch(db, chunk, program, enroll_unknown))
     finally:
         handle.close()
 
@@ -302,11 +302,11 @@ def _apply_member(db: Database, row: dict) -> str:
 
 
 def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry_run: bool = False,
-                   progress=None, rejects: str | None = None) -> Summary:
+                   progress=None, rejects: str | None = None, overwrite: bool = False) -> Summary:
     source, handle = open_csv(path, MEMBER_COLUMNS, MEMBER_REQUIRED)
     try:
         return _run(db, source, lambda row: _apply_member(db, row), all_or_nothing=all_or_nothing,
-                    dry_run=dry_run, progress=progress, rejects=rejects)
+                    dry_run=dry_run, progress=progress, rejects=rejects, overwrite=overwrite)
     finally:
         handle.close()
 
@@ -329,7 +329,7 @@ def _apply_nps(db: Database, row: dict, program: str | None) -> str:
 
 
 def import_nps(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
-               dry_run: bool = False, progress=None, rejects: str | None = None) -> Summary:
+               dry_run: bool = False, progress=None, rejects: str | None = None, overwrite: bool = False) -> Summary:
     """NPS responses: response_id, member_id, account, score, comment, answered_at [, program].
     response_id is the idempotency key: a re-imported file records nothing twice."""
     if program:
@@ -337,13 +337,13 @@ def import_nps(db: Database, path: str, *, program: str | None = None, all_or_no
     source, handle = open_csv(path, NPS_COLUMNS, NPS_REQUIRED)
     try:
         return _run(db, source, lambda row: _apply_nps(db, row, program), all_or_nothing=all_or_nothing,
-                    dry_run=dry_run, progress=progress, rejects=rejects)
+                    dry_run=dry_run, progress=progress, rejects=rejects, overwrite=overwrite)
     finally:
         handle.close()
 
 
 def _run(db: Database, source: Source, apply, *, all_or_nothing: bool, dry_run: bool, progress,
-         rejects: str | None, checkpoint: str | None = None, fast=None) -> Summary:
+         rejects: str | None, overwrite: bool = False, checkpoint: str | None = None, fast=None) -> Summary:
     """Apply `apply(row)` to every row (it returns 'recorded' or 'duplicate', or raises a
     LoyaltyError that rejects the row). `checkpoint` names this import (file digest and
     options) so a killed run is resumed after the last committed line."""
@@ -361,7 +361,7 @@ def _run(db: Database, source: Source, apply, *, all_or_nothing: bool, dry_run: 
     db.cache.update({"enrollments": {}, "brief_results": True})
     try:
         if rejects:
-            with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after) as writer:
+            with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after, overwrite=overwrite) as writer:
                 summary.on_reject = writer
                 return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress, checkpoint, resume, fast)
         return _loop(db, source, apply, summary, all_or_nothing, dry_run, progress, checkpoint, resume, fast)
@@ -499,10 +499,11 @@ class _Abort(Exception):
 class RejectsWriter:
     """Writes rejected rows as they come: the original columns plus line and error."""
 
-    def __init__(self, path: str, header: list[str], keep_upto: int = 0):
+    def __init__(self, path: str, header: list[str], keep_upto: int = 0, overwrite: bool = False):
         self.path = path
         self.columns = [c for c in header if c not in ("line", "error")] + ["line", "error"]
         self.keep_upto = keep_upto  # a resumed import keeps the rejects of lines <= this
+        self.overwrite = overwrite or bool(keep_upto)  # resuming rewrites the killed run's file
 
     def _kept(self) -> list[list[str]]:
         if not self.keep_upto:
@@ -518,11 +519,10 @@ class RejectsWriter:
         return [r for r in rows[1:] if len(r) == len(self.columns) and r[at].isdigit() and int(r[at]) <= self.keep_upto]
 
     def __enter__(self):
+        from .paths import create
+
         kept = self._kept()
-        try:
-            self.out = open(self.path, "w", newline="", encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"--rejects {self.path}: {exc.strerror}") from None
+        self.out = create(self.path, option="--rejects", force=self.overwrite)  # 0600: rows hold personal data
         from .exports import csv_writer
 
         self.writer = csv_writer(self.out)
