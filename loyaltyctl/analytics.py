@@ -174,20 +174,25 @@ _CHURN = ["period", "active", "previous_active", "retained", "lost", "churn_pct"
 # --- at risk ----------------------------------------------------------------------------
 
 
-def at_risk(db, factor: str = "2", program: str | None = None, as_of: str | None = None,
-            within: int = 30, quiet_days: int = 60) -> dict:
-    """Members whose time since their last purchase exceeds `factor` times their own median gap
-    between purchases (3 purchases at least), or who have points expiring within `within` days
-    and no purchase or redemption in the last `quiet_days`; largest balance first."""
+def parse_factor(factor) -> Decimal:
+    """--factor of at_risk: a positive number up to 1000 with at most 4 decimal places."""
     try:
         f = Decimal(str(factor).strip())
     except ArithmeticError:
         f = Decimal(-1)
     if not f.is_finite() or f <= 0 or f > 1000:
-        raise InputError(f"--factor: {factor!r} is not a positive number")
-    num, den = f.as_integer_ratio()
-    if den > 10_000:  # keeps the SQL's gap arithmetic in exact integers
+        raise InputError(f"--factor: {factor!r} is not a positive number up to 1000")
+    if f.as_integer_ratio()[1] > 10_000:  # keeps the SQL's gap arithmetic in exact integers
         raise InputError(f"--factor: {factor!r} has more than 4 decimal places")
+    return f
+
+
+def at_risk(db, factor: str = "2", program: str | None = None, as_of: str | None = None,
+            within: int = 30, quiet_days: int = 60) -> dict:
+    """Members whose time since their last purchase exceeds `factor` times their own median gap
+    between purchases (3 purchases at least), or who have points expiring within `within` days
+    and no purchase or redemption in the last `quiet_days`; largest balance first."""
+    num, den = parse_factor(factor).as_integer_ratio()
     if program:
         service.program(db, program)
     at = ts_or_now(as_of, "--as-of")
