@@ -71,7 +71,7 @@ def tiers(db: Database, program: str | None = None, as_of: str | None = None) ->
                     avg_q.quantize(one, rounding=ROUND_HALF_UP)
             level = d.level(name)
             nxt = d.next_level(level) if level else None
-            out.append({"program": code, "tier": name or "-", "members": n,
+            out.append({"program": code, "tier": name, "members": n,
                         "share_pct": (Decimal(n) * 100 / total).quantize(one, rounding=ROUND_HALF_UP) if total else None,
                         "avg_balance": (Decimal(r["balance"]) / n).quantize(one, rounding=ROUND_HALF_UP) if n else None,
                         "basis": d.basis if d.tiered else None, "avg_qualifying": avg_q,

@@ -416,9 +416,13 @@ def refund(db: Database, ref_txn: str, *, amount: Decimal | None = None, txn=Non
                 raise InputError("--amount applies to purchases; a redemption is cancelled whole")
             entry_id = _cancel_redemption(db, enr, d, ref, when, recorded, txn_id, content)
         else:
-            raise InputError(f"only purchases and redemptions can be refunded; {ref_txn!r} is a {ref['kind']} "
+            raise InputError(f"only purchases and redemptions can be refunded; {ref_txn!r} is {_KINDS[ref['kind']]} "
                              f"({ref['rule_kind']})")
         return _result(db, store.entry_by_id(db, entry_id), enr, d, status="recorded")
+
+
+_KINDS = {"earn": "a points credit", "redeem": "a redemption", "refund": "a refund", "adjust": "an adjustment",
+          "expire": "an expiry", "opening": "an opening balance"}  # ledger kinds, as a sentence names them
 
 
 def _refund_purchase(db, enr, d, ref, amount, when, recorded, txn_id, content) -> int:
@@ -701,10 +705,13 @@ def why(e, moves: list[tuple[int, int]]) -> str:
 # --- programs ---------------------------------------------------------------------
 
 
-def validate_programs(paths: list[str]) -> list[dict]:
-    from .programs import load_paths
+def validate_programs(paths: list[str]) -> tuple[list[dict], list[str]]:
+    """The valid programs as rows, and one message per problem found (every bad file, not just the first)."""
+    from .programs import check_paths
 
-    return [{"path": path, "code": p.code, "name": p.name, "status": "valid"} for path, p in load_paths(paths)]
+    loaded, errors = check_paths(paths)
+    return ([{"path": path, "code": p.code, "name": p.name, "status": "valid"} for path, p in loaded],
+            [e.message for e in errors])
 
 
 def apply_programs(db: Database, paths: list[str]) -> list[dict]:
@@ -734,7 +741,7 @@ def list_programs(db: Database) -> list[dict]:
         d = Definition.from_row(row)
         out.append({"code": d.code, "name": d.name, "version": d.version, "currency": d.currency,
                     "point_value": money(d.point_value) if d.point_value >= Decimal("0.01") else str(d.point_value),
-                    "rules": len(d.earn), "tiers": ", ".join(lv.name for lv in d.levels) or None,
+                    "rules": len(d.earn), "tiers": [lv.name for lv in d.levels],
                     "expiry_days": d.after_days, "members": row["members"], "applied_at": row["applied_at"]})
     return out
 
