@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,14 +120,14 @@ class Database:
 
 
 def _connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
-    target = f"{_uri(path)}?mode=ro" if readonly else path
-    conn = sqlite3.connect(target, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
-                           uri=readonly)
-    conn.row_factory = sqlite3.Row
+    if readonly:
+        conn = peek(path)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
-    if not readonly:
-        conn.execute("PRAGMA synchronous = NORMAL")
     return conn
 
 
@@ -162,17 +163,18 @@ def identify(path: str) -> Found:
     Anything else (another program's SQLite file, a non-SQLite file) is a DatabaseError.
     Read-only, without changing a byte or leaving a file behind (see `peek`)."""
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
     except FileNotFoundError:
         return Found("missing")
     except OSError as exc:
         raise DatabaseError(f"cannot read database {path}: {exc.strerror}") from None
-    if os.path.isdir(path):
-        raise DatabaseError(f"{path} is a directory, not a loyaltyctl ledger")
-    wal = _size(path + "-wal")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise DatabaseError(f"{path} is {kind}, not a loyaltyctl ledger")
+    size, wal = st.st_size, _size(path + "-wal")
     if size == 0 and not wal:
         return Found("empty")
-    if size and not _has_magic(path):
+    if size and not _in_use(path) and not _has_magic(path):
         raise DatabaseError(f"{path} is not a loyaltyctl ledger (not an SQLite database)")
     app_id, version, tables = _header(path)
     if app_id == APPLICATION_ID and META_TABLE in tables or app_id == 0 and version and LEGACY_TABLES <= tables:
@@ -197,12 +199,20 @@ def _has_magic(path: str) -> bool:
         raise DatabaseError(f"cannot read database {path}: {exc.strerror}") from None
 
 
+def _in_use(path: str) -> bool:
+    """Journal files beside it: a connection has it open (maybe in this process), or had.
+
+    Then only SQLite may open the file: closing any other descriptor of it would drop this
+    process's locks on it (POSIX locks are per process)."""
+    return any(os.path.exists(path + suffix) for suffix in ("-wal", "-shm", "-journal"))
+
+
 def peek(path: str) -> sqlite3.Connection:
-    """A read-only connection that leaves no trace. A WAL-mode file nobody has open (no -wal or
-    -shm beside it) is read alone with immutable=1: nothing is created beside it, which also
+    """A read-only connection that leaves no trace. A WAL-mode file nobody has open (no journal
+    files beside it) is read alone with immutable=1: nothing is created beside it, which also
     works in a read-only directory. Otherwise a plain read-only connection, with SQLite's locks
     (a file in use may be written meanwhile; a rollback-mode file creates nothing anyway)."""
-    alone = _wal_mode(path) and not any(os.path.exists(path + s) for s in ("-wal", "-shm"))
+    alone = not _in_use(path) and _wal_mode(path)
     conn = sqlite3.connect(f"{_uri(path)}?{'immutable=1' if alone else 'mode=ro'}", uri=True,
                            timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -228,6 +238,8 @@ def _header(path: str) -> tuple[int, int, set[str]]:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if "file is not a database" in str(exc):
+            raise DatabaseError(f"{path} is not a loyaltyctl ledger (not an SQLite database)") from None
         raise DatabaseError(storage_message(exc, path) or f"cannot open database {path}: {exc}") from None
     return app_id, version, tables
 
@@ -252,7 +264,9 @@ def open_db(path: str, *, create: bool = False, write: bool = True) -> Database:
         create_private(path)
     readonly = not write and found.kind == "ledger" and found.version == SCHEMA_VERSION
     if not readonly:
-        check_writable(path)
+        check_writable(path, why="this command writes to the ledger" if write or create else
+                       f"it must first be upgraded to this loyaltyctl's schema (version {found.version} to "
+                       f"{SCHEMA_VERSION}), which writes to it")
     try:
         conn = _connect(path, readonly=readonly)
         if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -265,25 +279,34 @@ def open_db(path: str, *, create: bool = False, write: bool = True) -> Database:
         raise DatabaseError(storage_message(exc, path) or f"cannot open database {path}: {exc}") from None
 
 
-def check_writable(path: str) -> None:
-    """Name the file that keeps a ledger read-only, before SQLite says only "readonly database"."""
-    reason = _readonly_reason(path)
-    if reason:
-        raise DatabaseError(reason)
+def check_writable(path: str, *, why: str = "this command writes to the ledger") -> None:
+    """Name what keeps a ledger read-only, before SQLite says only "attempt to write a readonly database"."""
+    cause = _readonly_cause(path)
+    if cause:
+        raise DatabaseError(f"{path} is read-only and {why}: {cause}")
 
 
-def _readonly_reason(path: str) -> str | None:
+def _readonly_cause(path: str) -> str | None:
     for name in (path, path + "-wal", path + "-shm"):
         if os.path.exists(name) and not os.access(name, os.W_OK):
+            st = os.stat(name)
+            what = f"{name} is not writable by you (mode {st.st_mode & 0o777:04o}, owner {_owner(st.st_uid)})"
             if name == path:
-                return f"{path} is read-only: this command writes to the ledger (check the file's permissions)"
-            return (f"{path} is read-only because {name} is: make {name} writable too (chmod u+w); "
-                    "it belongs to the ledger, do not delete it")
+                return what
+            return f"{what}; give it the ledger's owner and mode (it is part of the ledger: do not delete it)"
     parent = os.path.dirname(os.path.abspath(path))
     if not os.access(parent, os.W_OK | os.X_OK):
-        return (f"{path} is read-only: this command writes to the ledger, and SQLite needs to write its -wal "
-                f"and -shm files in {parent}, which is read-only")
+        return f"its directory {parent} is not writable, and SQLite keeps the ledger's -wal and -shm files there"
     return None
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
 
 
 def storage_message(exc: Exception, path: str) -> str | None:
@@ -294,7 +317,7 @@ def storage_message(exc: Exception, path: str) -> str | None:
         return (f"{path} is locked: another loyaltyctl process is writing to it (waited "
                 f"{BUSY_TIMEOUT_MS // 1000} s); try again when it has finished")
     if "readonly database" in text:
-        return _readonly_reason(path) or f"{path} is read-only ({text})"
+        return f"{path} is read-only: {_readonly_cause(path) or text}"
     return None
 
 
