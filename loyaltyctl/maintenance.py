@@ -56,6 +56,8 @@ def backup(db: Database, dest: str, *, force: bool = False) -> dict:
     The copy is one self-contained file (rollback journal, not WAL), read back for
     verification without a trace, so it can be restored from a read-only place."""
     guard(dest, option="backup", ledger=db.path)
+    if os.path.exists(dest) and not os.path.isfile(dest):
+        raise InputError(f"backup {dest}: not a regular file")  # never remove a device or a directory
     if os.path.exists(dest):
         if not force:
             raise Conflict(f"{dest} already exists; pass --force to overwrite it")
@@ -101,6 +103,7 @@ def restore(src: str, dest: str, *, force: bool = False) -> dict:
     guard(dest, option="restore", inputs=[src])
     if os.path.exists(dest) and not force:
         raise Conflict(f"{dest} exists; restoring would overwrite it: pass --force")
+    identify(dest)  # replaces a ledger (or an empty file), never another program's file
     found = identify(src)
     if found.kind != "ledger" or found.version > SCHEMA_VERSION:
         raise DatabaseError(f"{src} is not a loyaltyctl database this version can restore (schema {found.version})")
