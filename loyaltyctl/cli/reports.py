@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
-from .common import AsOfOpt, Format, FormatOpt, db
+from . import parse
+from .common import AsOfOpt, Format, FormatOpt, default_program, program_option, reader
 
 PANEL = "Reports"
 report_app = typer.Typer(help="Program reports as tables, JSON or CSV.", no_args_is_help=True)
-ReportProgramOpt = Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")]
+ReportProgramOpt = Annotated[Optional[str], program_option("Only this program (default: the configured program, else all).")]
+
+
+class Period(str, Enum):
+    month = "month"
+    quarter = "quarter"
+
+
+def _open(ctx: typer.Context, program: str | None):
+    """The ledger, read-only, and the program the report is about (the configured one by default)."""
+    database = reader(ctx)
+    return database, default_program(program, database)
 
 
 def _out(report: dict, fmt: Format, title: str, empty: str = "nothing to report") -> None:
@@ -22,8 +35,9 @@ def _out(report: dict, fmt: Format, title: str, empty: str = "nothing to report"
 @report_app.command("expiring")
 def expiring(
     ctx: typer.Context,
-    within: Annotated[int, typer.Option("--within", help="Days ahead to look.")] = 30,
-    min_points: Annotated[int, typer.Option("--min-points", help="Only members with at least this many points expiring.")] = 1,
+    within: Annotated[int, typer.Option("--within", help="Days ahead to look (1-36500).", callback=parse.days)] = 30,
+    min_points: Annotated[int, typer.Option("--min-points", help="Only members with at least this many points expiring.",
+                                            callback=parse.count)] = 1,
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
@@ -34,7 +48,8 @@ def expiring(
     """
     from .. import jobs, render
 
-    rows = jobs.expiring_report(db(ctx), within, min_points, program, as_of)
+    database, code = _open(ctx, program)
+    rows = jobs.expiring_report(database, within, min_points, code, as_of)
     render.table(rows, ["member_id", "name", "email", "program_code", "points", "lots", "first_expiry"], fmt=fmt.value,
                  title=f"Points expiring within {within} days", numeric=["points", "lots"], empty="no points expiring")
 
@@ -42,7 +57,7 @@ def expiring(
 @report_app.command("balances")
 def balances(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", help="How many members.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="How many members.", callback=parse.count)] = 20,
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
@@ -53,11 +68,13 @@ def balances(
     """
     from .. import reports
 
-    _out(reports.balances(db(ctx), program, limit, as_of), fmt, "Top balances")
+    database, code = _open(ctx, program)
+    _out(reports.balances(database, code, limit, as_of), fmt, "Top balances")
 
 
-SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Period start, included (ISO-8601).")]
-UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Period end, excluded (ISO-8601). Default: now.")]
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Period start, included (ISO-8601).", callback=parse.moment)]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Period end, excluded (ISO-8601). Default: now.",
+                                                 callback=parse.moment)]
 
 
 @report_app.command("tiers")
@@ -77,10 +94,11 @@ def tiers(
     """
     from .. import render, reports
 
-    report = reports.tiers(db(ctx), program, as_of)
+    database, code = _open(ctx, program)
+    report = reports.tiers(database, code, as_of)
     _out(report, fmt, "Tiers")
     if fmt is Format.table and report["rows"]:
-        render.bar_chart([(f"{r['program']} {r['tier']}", r["members"]) for r in report["rows"]],
+        render.bar_chart([(f"{r['program']} {r['tier'] or '(no tiers)'}", r["members"]) for r in report["rows"]],
                          title="Members per tier")
 
 
@@ -99,13 +117,14 @@ def liability(
     """
     from .. import analytics
 
-    _out(analytics.liability(db(ctx), program, as_of), fmt, "Points liability")
+    _out(analytics.liability(*_open(ctx, program), as_of), fmt, "Points liability")
 
 
 @report_app.command("roi")
 def roi(
     ctx: typer.Context,
-    cost: Annotated[Optional[str], typer.Option("--cost", help="Operating cost of the whole period (default: the program's cost_per_month x months).")] = None,
+    cost: Annotated[Optional[str], typer.Option("--cost", help="Operating cost of the whole period (default: the program's cost_per_month x months).",
+                                                callback=parse.cost)] = None,
     program: ReportProgramOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -124,13 +143,13 @@ def roi(
     """
     from .. import analytics
 
-    _out(analytics.roi(db(ctx), program, since, until, cost), fmt, "Program ROI")
+    _out(analytics.roi(*_open(ctx, program), since, until, cost), fmt, "Program ROI")
 
 
 @report_app.command("churn")
 def churn(
     ctx: typer.Context,
-    period: Annotated[str, typer.Option("--period", help="month or quarter (calendar, UTC).")] = "month",
+    period: Annotated[Period, typer.Option("--period", help="Calendar months or quarters (UTC).")] = Period.month,
     program: ReportProgramOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -145,13 +164,15 @@ def churn(
     """
     from .. import analytics
 
-    _out(analytics.churn(db(ctx), period, program, since, until), fmt, f"Churn per {period}")
+    database, code = _open(ctx, program)
+    _out(analytics.churn(database, period.value, code, since, until), fmt, f"Churn per {period.value}")
 
 
 @report_app.command("at-risk")
 def at_risk(
     ctx: typer.Context,
-    factor: Annotated[str, typer.Option("--factor", help="Flag when the time since the last purchase exceeds this many median gaps (a positive number, up to 4 decimal places).")] = "2",
+    factor: Annotated[str, typer.Option("--factor", help="Flag when the time since the last purchase exceeds this many median gaps (a positive number up to 1000, up to 4 decimal places).",
+                                        callback=parse.factor)] = "2",
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
@@ -166,7 +187,8 @@ def at_risk(
     """
     from .. import analytics
 
-    _out(analytics.at_risk(db(ctx), factor, program, as_of), fmt, "Members at risk", empty="no members at risk")
+    database, code = _open(ctx, program)
+    _out(analytics.at_risk(database, factor, code, as_of), fmt, "Members at risk", empty="no members at risk")
 
 
 @report_app.command("ticket")
@@ -188,7 +210,7 @@ def ticket(
     """
     from .. import analytics
 
-    _out(analytics.ticket(db(ctx), program, since, until), fmt, "Average ticket")
+    _out(analytics.ticket(*_open(ctx, program), since, until), fmt, "Average ticket")
 
 
 def register(app: typer.Typer) -> None:
