@@ -14,7 +14,7 @@ from .common import AsOfOpt, Format, FormatOpt, ForceOpt, db, default_program, p
 PANEL = "Import and export"
 import_app = typer.Typer(help="Import CSV batches (transactions, members, NPS responses).", no_args_is_help=True)
 FileArg = Annotated[str, typer.Argument(metavar="FILE", help="CSV file with a header line; - reads stdin.")]
-RejectsOpt = Annotated[Optional[str], typer.Option("--rejects", metavar="FILE", help="Write rejected rows here (original columns + line, error); created private (0600).")]
+RejectsOpt = Annotated[Optional[str], typer.Option("--rejects", metavar="<file>", help="Write rejected rows here (original columns + line, error); created private (0600).")]
 RejectsForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing --rejects file (a re-run that resumes a killed import does without).")]
 AllOrNothingOpt = Annotated[bool, typer.Option("--all-or-nothing", help="One bad row means nothing is written.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Run the whole import, then roll it back.")]
@@ -177,10 +177,10 @@ class ExportFormat(str, Enum):
 
 def export(
     ctx: typer.Context,
-    what: Annotated[Export, typer.Argument(metavar="ledger|members|balances", help="What to export.")],
+    what: Annotated[Export, typer.Argument(metavar="KIND", help="What to export: ledger, members or balances.")],
     program: Annotated[Optional[str], program_option("Only this program (default: the configured program, else all).")] = None,
     as_of: AsOfOpt = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FILE",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="<file>",
                                                   help="Write to this file (created private, 0600) instead of stdout; - is stdout.")] = None,
     force: ForceOpt = False,
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="csv (default) or json (streamed: no table).")] = ExportFormat.csv,
