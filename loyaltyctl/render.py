@@ -36,7 +36,7 @@ def safe_cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         value = ";".join(map(str, value))
     text = str(value)
-    if text.startswith(_FORMULA_START) and not _is_number(text):
+    if text.lstrip(" \n").startswith(_FORMULA_START) and not _is_number(text):  # " =x", "\n=x" run too
         return "'" + text
     return text
 

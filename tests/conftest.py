@@ -84,6 +84,17 @@ class Cli:
         assert "Traceback" not in err and len(err.splitlines()) == 1, err
         return err
 
+    def usage(self, *args: str) -> str:
+        """Run a command with a bad option value: exit 2, click's usage lines, then one `Error:`
+        line naming the option; no traceback. Return that line."""
+        result = self(*args, ok=False)
+        assert result.exit_code == 2, f"{args}: exit {result.exit_code}: {result.stderr}"
+        err = result.stderr.strip()
+        assert "Traceback" not in err and err.startswith("Usage: "), err
+        last = err.splitlines()[-1]
+        assert last.startswith("Error: ") and err.count("Error:") == 1, err
+        return last
+
     def dump(self) -> str:
         """The whole database as SQL text, to prove a failed command wrote nothing."""
         conn = sqlite3.connect(self.db)

@@ -322,7 +322,7 @@ def test_a_foreign_sqlite_file_is_refused(tmp_path):
     conn = sqlite3.connect(other)
     conn.execute("CREATE TABLE t (x)")
     conn.close()
-    assert "not a loyaltyctl database" in Cli(other).fail("member", "list")
+    assert "not a loyaltyctl ledger" in Cli(other).fail("member", "list")
 
 
 def test_the_v1_fixture_is_what_its_script_builds(tmp_path):

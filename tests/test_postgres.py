@@ -105,7 +105,7 @@ def test_trigger_when_clauses_cannot_hold_subqueries(pg_schema):
 def test_translated_schema_keeps_purchase_gaps_as_sqlite_does(pg_schema):
     # tests/benchmarks/pg_baseline/schema.sql is the hand translation the survey and the pgbench
     # baseline use; its PL/pgSQL trigger must agree with SQLite's two triggers, back-dating included.
-    from loyaltyctl.ledger.schema import MIGRATIONS
+    from loyaltyctl.store.migrations import MIGRATIONS
     from conftest import ROOT
 
     setup = ["INSERT INTO programs VALUES ('c', 'C', 1)",

@@ -217,7 +217,7 @@ def test_roi_with_cost_option_and_pro_rating(roi_ledger):
 def test_roi_cost_needs_one_program_and_no_cost_no_ratio(cli):
     cli("program", "apply", str(PROGRAMS / "coffee.yaml"), str(PROGRAMS / "books.yaml"))
     assert "--program" in cli.fail("report", "roi", "--cost", "10", "--since", "2026-01-01")
-    assert "not a decimal amount" in cli.fail("report", "roi", "--program", "coffee", "--cost", "ten")
+    assert "not a decimal amount" in cli.usage("report", "roi", "--program", "coffee", "--cost", "ten")
     assert "must be after" in cli.fail("report", "roi", "--since", "2026-02-01", "--until", "2026-01-01")
     books = by(cli.json("report", "roi", "--since", "2026-01-01", "--until", "2026-02-01"), "program")["books"]
     assert (books["operating_cost"], books["reward_cost"], books["roi_pct"]) == ("0.00", "0.00", None)
@@ -253,7 +253,7 @@ def test_churn_per_quarter_and_empty(churn_ledger):
     rows = churn_ledger.json("report", "churn", "--period", "quarter", "--since", "2025-10-01", "--until", "2026-07-01")
     assert [(r["period"], r["active"], r["lost"], r["churn_pct"]) for r in rows] == [
         ("2025-Q4", 1, 0, None), ("2026-Q1", 3, 0, "0.0"), ("2026-Q2", 0, 3, "100.0")]
-    assert "--period" in churn_ledger.fail("report", "churn", "--period", "week")
+    assert "--period" in churn_ledger.usage("report", "churn", "--period", "week")
 
 
 def test_churn_empty_ledger(cafe):
@@ -329,9 +329,9 @@ def test_at_risk_rhythm_ties_and_expiring_idle(risk_ledger):
     assert [r["member_id"] for r in risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20", "--factor", "4")] == ["C", "D"]
     # Once C's points expired nothing is at stake for C any more.
     assert [r["member_id"] for r in risk_ledger.json("report", "at-risk", "--as-of", "2026-03-10")] == ["D", "A"]
-    assert "--factor" in risk_ledger.fail("report", "at-risk", "--factor", "zero")
-    assert "--factor" in risk_ledger.fail("report", "at-risk", "--factor", "-1")
-    assert "4 decimal places" in risk_ledger.fail("report", "at-risk", "--factor", "2.00001")
+    assert "--factor" in risk_ledger.usage("report", "at-risk", "--factor", "zero")
+    assert "--factor" in risk_ledger.usage("report", "at-risk", "--factor", "-1")
+    assert "4 decimal places" in risk_ledger.usage("report", "at-risk", "--factor", "2.00001")
     assert risk_ledger.json("report", "at-risk", "--as-of", "2026-02-20", "--factor", "5.90000") == rows  # = 5.9
 
 

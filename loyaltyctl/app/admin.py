@@ -8,9 +8,10 @@ import sqlite3
 
 from ..core.values import now_ts
 from ..errors import Conflict, DatabaseError, InputError, NotFound
+from ..paths import guard
 from ..store import members as member_store
 from ..store import verify as checks
-from ..store.connection import SCHEMA_VERSION, Database, open_db
+from ..store.connection import SCHEMA_VERSION, Database, create_private, identify, open_db, peek, storage_message
 
 ERASED = "[erased]"
 
@@ -50,11 +51,17 @@ def _ledger_checks(db: Database, found: list[dict]) -> None:
 
 
 def backup(db: Database, dest: str, *, force: bool = False) -> dict:
-    """A consistent copy (VACUUM INTO) taken while others may keep writing, then verified."""
+    """A consistent copy (VACUUM INTO) taken while others may keep writing, then verified.
+
+    The copy is one self-contained file (rollback journal, not WAL), read back for
+    verification without a trace, so it can be restored from a read-only place."""
+    guard(dest, option="backup", ledger=db.path)
+    if os.path.exists(dest) and not os.path.isfile(dest):
+        raise InputError(f"backup {dest}: not a regular file")  # never remove a device or a directory
     if os.path.exists(dest):
         if not force:
             raise Conflict(f"{dest} already exists; pass --force to overwrite it")
-        os.remove(dest)
+        _remove(dest)
     parent = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(parent):
         raise InputError(f"{dest}: directory {parent} does not exist")
@@ -66,16 +73,21 @@ def backup(db: Database, dest: str, *, force: bool = False) -> dict:
         raise DatabaseError(f"backup to {dest} failed: {exc}") from None
     finally:
         os.umask(old)
-    copy = open_db(dest)
-    try:
-        result = verify(copy)
-    finally:
-        copy.close()
+    result = _verified_copy(dest)
     if not result["ok"]:
         _remove(dest)  # never leave an unverified file that looks like a backup
         raise DatabaseError(f"backup {dest} failed verification: {result['violations'][0]['check']}: "
                             f"{result['violations'][0]['detail']}")
     return {"backup": dest, "verified": True, "entries": result["entries"], "members": result["members"]}
+
+
+def _verified_copy(path: str) -> dict:
+    """verify() on a copy, read-only and leaving no -wal/-shm beside it."""
+    copy = Database(peek(path), path)
+    try:
+        return verify(copy)
+    finally:
+        copy.close()
 
 
 def _remove(path: str) -> None:
@@ -85,27 +97,28 @@ def _remove(path: str) -> None:
 
 
 def restore(src: str, dest: str, *, force: bool = False) -> dict:
-    """Replace the database at `dest` with a verified copy of `src`."""
+    """Replace the database at `dest` with a verified copy of `src` (read without leaving a trace)."""
     if not os.path.exists(src):
         raise NotFound(f"{src}: no such file")
+    guard(dest, option="restore", inputs=[src])
     if os.path.exists(dest) and not force:
         raise Conflict(f"{dest} exists; restoring would overwrite it: pass --force")
-    try:
-        source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
-        version = source.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"{src} is not a database: {exc}") from None
-    if version == 0 or version > SCHEMA_VERSION:
-        source.close()
-        raise DatabaseError(f"{src} is not a loyaltyctl database this version can restore (schema {version})")
+    identify(dest)  # replaces a ledger (or an empty file), never another program's file
+    found = identify(src)
+    if found.kind != "ledger" or found.version > SCHEMA_VERSION:
+        raise DatabaseError(f"{src} is not a loyaltyctl database this version can restore (schema {found.version})")
     if not os.path.exists(dest):
-        fd = os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-    target = sqlite3.connect(dest, timeout=30)
+        create_private(dest)
+    source = peek(src)
     try:
-        source.backup(target)
+        target = sqlite3.connect(dest, timeout=30)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(storage_message(exc, dest) or f"restore into {dest} failed: {exc}") from None
     finally:
-        target.close()
         source.close()
     restored = open_db(dest)
     try:

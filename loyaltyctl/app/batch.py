@@ -142,7 +142,7 @@ def _contacts(db: Database, postings: list[Posting], contacts: dict) -> None:
 
 def import_transactions(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
                         enroll_unknown: bool = False, dry_run: bool = False, progress=None,
-                        rejects: str | None = None) -> Summary:
+                        rejects: str | None = None, overwrite: bool = False) -> Summary:
     if program:
         require_program(db, program)
     source, handle = open_csv(path, source_csv.TXN_COLUMNS, source_csv.TXN_REQUIRED)
@@ -158,7 +158,7 @@ def import_transactions(db: Database, path: str, *, program: str | None = None, 
     try:
         with sql.bulk_session(db, CACHE_MIB, CHECKPOINT_PAGES):
             return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                        rejects=rejects, checkpoint=key)
+                        rejects=rejects, overwrite=overwrite, checkpoint=key)
     finally:
         handle.close()
 
@@ -189,7 +189,7 @@ def _with_enrollments(db: Database, parsed: list, program: str | None) -> list:
 
 
 def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry_run: bool = False,
-                   progress=None, rejects: str | None = None) -> Summary:
+                   progress=None, rejects: str | None = None, overwrite: bool = False) -> Summary:
     source, handle = open_csv(path, source_csv.MEMBER_COLUMNS, source_csv.MEMBER_REQUIRED)
 
     def apply_chunk(chunk):
@@ -200,7 +200,7 @@ def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry
 
     try:
         return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                    rejects=rejects)
+                    rejects=rejects, overwrite=overwrite)
     finally:
         handle.close()
 
@@ -248,7 +248,7 @@ def _apply_nps(db: Database, row: dict, program: str | None) -> str:
 
 
 def import_nps(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
-               dry_run: bool = False, progress=None, rejects: str | None = None) -> Summary:
+               dry_run: bool = False, progress=None, rejects: str | None = None, overwrite: bool = False) -> Summary:
     """NPS responses: response_id, member_id, account, score, comment, answered_at [, program].
     response_id is the idempotency key: a re-imported file records nothing twice."""
     if program:
@@ -260,7 +260,7 @@ def import_nps(db: Database, path: str, *, program: str | None = None, all_or_no
 
     try:
         return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                    rejects=rejects)
+                    rejects=rejects, overwrite=overwrite)
     finally:
         handle.close()
 
@@ -278,7 +278,7 @@ def _one(db: Database, apply) -> tuple[str, str | None]:
 
 
 def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry_run: bool, progress,
-         rejects: str | None, checkpoint: str | None = None) -> Summary:
+         rejects: str | None, overwrite: bool = False, checkpoint: str | None = None) -> Summary:
     """Apply `apply_chunk(chunk)` to every chunk of rows (it returns (status, error) per row).
     `checkpoint` names this import (file digest and options) so a killed run is resumed after
     the last committed line."""
@@ -293,7 +293,7 @@ def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry
     else:
         checkpoint = None
     if rejects:
-        with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after) as writer:
+        with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after, overwrite=overwrite) as writer:
             summary.on_reject = writer
             return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
     return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)

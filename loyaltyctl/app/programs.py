@@ -11,10 +11,13 @@ from ..store.connection import Database
 from .ledger import program
 
 
-def validate(paths: list[str]) -> list[dict]:
-    from ..io.programs import load_paths
+def validate(paths: list[str]) -> tuple[list[dict], list[str]]:
+    """The valid programs as rows, and one message per problem found (every bad file, not just the first)."""
+    from ..io.programs import check_paths
 
-    return [{"path": path, "code": p.code, "name": p.name, "status": "valid"} for path, p in load_paths(paths)]
+    loaded, errors = check_paths(paths)
+    return ([{"path": path, "code": p.code, "name": p.name, "status": "valid"} for path, p in loaded],
+            [e.message for e in errors])
 
 
 def apply(db: Database, paths: list[str]) -> list[dict]:
@@ -70,7 +73,7 @@ def listing(db: Database) -> list[dict]:
         p = Program.from_json(row.definition, row.version, row.version_id)
         out.append({"code": p.code, "name": p.name, "version": p.version, "currency": p.currency,
                     "point_value": money(p.point_value) if p.point_value >= Decimal("0.01") else str(p.point_value),
-                    "rules": len(p.earn), "tiers": ", ".join(lv.name for lv in p.levels) or None,
+                    "rules": len(p.earn), "tiers": [lv.name for lv in p.levels],
                     "expiry_days": p.after_days, "members": row.members, "applied_at": row.applied_at})
     return out
 

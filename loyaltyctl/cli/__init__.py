@@ -42,6 +42,7 @@ def root(
     from .common import State
 
     ctx.obj = State(db)
+    ctx.call_on_close(ctx.obj.close)  # one command, one connection, closed when it ends
 
 
 from . import admin, batch, jobs, members, nps, programs, reports, transactions  # noqa: E402  (register commands)

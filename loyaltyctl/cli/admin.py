@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .common import Format, FormatOpt, db, state
+from .common import Format, FormatOpt, db, flat, reader, state
 
 PANEL = "Admin"
 
@@ -16,12 +16,15 @@ def register(app: typer.Typer) -> None:
     def init(ctx: typer.Context):
         """Create the database (a no-op on an existing one).
 
+        Only init and demo make a ledger: every other command refuses a file that is not
+        one. init makes one in a new or empty file and refuses any other file.
+
         Example: loyaltyctl --db /var/lib/loyalty/loyalty.db init
         """
-        import os
+        from ..store.connection import identify
 
         path = state(ctx).path
-        existed = os.path.exists(path)
+        existed = identify(path).kind == "ledger"
         db(ctx, create=True)
         print(f"{'database already exists' if existed else 'created'}: {path}")
 
@@ -60,11 +63,9 @@ def register_maintenance(app: typer.Typer) -> None:
         from .. import render
         from ..app import admin as maintenance
 
-        result = maintenance.verify(db(ctx))
-        if fmt is Format.json:
-            print(render.dumps(result))
-        elif fmt is Format.csv:
-            render.write_csv(result["violations"], ["check", "detail"])
+        result = maintenance.verify(reader(ctx))
+        if fmt is not Format.table:
+            render.record(result if fmt is Format.json else flat(result), fmt=fmt.value)
         elif result["ok"]:
             print(f"OK: {result['path']} ({result['entries']} entries, {result['lots']} lots, "
                   f"{result['enrollments']} enrollments)")
@@ -77,8 +78,8 @@ def register_maintenance(app: typer.Typer) -> None:
     @app.command(rich_help_panel=PANEL)
     def backup(
         ctx: typer.Context,
-        dest: Annotated[str, typer.Argument(help="Backup file to create.")],
-        force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+        dest: Annotated[str, typer.Argument(metavar="FILE", help="Backup file to create (private, 0600).")],
+        force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file (never the ledger itself).")] = False,
     ):
         """Make a consistent, verified copy of the database while others keep writing.
 
@@ -86,13 +87,13 @@ def register_maintenance(app: typer.Typer) -> None:
         """
         from ..app import admin as maintenance
 
-        r = maintenance.backup(db(ctx), dest, force=force)
+        r = maintenance.backup(reader(ctx), dest, force=force)
         print(f"backed up to {r['backup']} ({r['entries']} entries, {r['members']} members), verified")
 
     @app.command(rich_help_panel=PANEL)
     def restore(
         ctx: typer.Context,
-        src: Annotated[str, typer.Argument(help="Backup file to restore from.")],
+        src: Annotated[str, typer.Argument(metavar="FILE", help="Backup file to restore from (read only, from anywhere).")],
         force: Annotated[bool, typer.Option("--force", help="Overwrite the existing database.")] = False,
     ):
         """Replace the database with a verified backup (refuses to overwrite without --force).

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
-from .common import AsOfOpt, Format, FormatOpt, db, default_program
+from .common import AsOfOpt, Format, FormatOpt, ForceOpt, db, default_program, program_option, reader, state
 
 PANEL = "Import and export"
 import_app = typer.Typer(help="Import CSV batches (transactions, members, NPS responses).", no_args_is_help=True)
-FileArg = Annotated[str, typer.Argument(metavar="FILE.csv", help="CSV file with a header line; - reads stdin.")]
-RejectsOpt = Annotated[Optional[str], typer.Option("--rejects", help="Write rejected rows here (original columns + line, error).")]
+FileArg = Annotated[str, typer.Argument(metavar="FILE", help="CSV file with a header line; - reads stdin.")]
+RejectsOpt = Annotated[Optional[str], typer.Option("--rejects", metavar="<file>", help="Write rejected rows here (original columns + line, error); created private (0600).")]
+RejectsForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing --rejects file (a re-run that resumes a killed import does without).")]
 AllOrNothingOpt = Annotated[bool, typer.Option("--all-or-nothing", help="One bad row means nothing is written.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Run the whole import, then roll it back.")]
 
@@ -79,8 +81,9 @@ def _summary(summary, fmt: Format, source: str) -> None:
 def import_transactions(
     ctx: typer.Context,
     path: FileArg,
-    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Program for every row (default: each member's only program).")] = None,
+    program: Annotated[Optional[str], program_option("Program for every row (default: the configured program, else each member's only program).")] = None,
     rejects: RejectsOpt = None,
+    force: RejectsForceOpt = False,
     all_or_nothing: AllOrNothingOpt = False,
     enroll_unknown: Annotated[bool, typer.Option("--enroll-unknown", help="Enroll unknown members in --program instead of rejecting their rows.")] = False,
     dry_run: DryRunOpt = False,
@@ -89,8 +92,8 @@ def import_transactions(
     """Import purchases, redemptions, refunds, events, adjustments and opening balances.
 
     Columns: txn_id, member_id, kind, occurred_at; then by kind: purchase amount
-    [partner]; redeem points|reward; refund ref_txn_id amount; event event;
-    adjust points reason; opening points [expires_at]. An empty member_id on a
+    \\[partner]; redeem points|reward; refund ref_txn_id amount; event event;
+    adjust points reason; opening points \\[expires_at]. An empty member_id on a
     purchase is an anonymous sale. Re-importing a file credits nothing twice.
     Exit 0 when every row applied (or was a duplicate), 1 when any was rejected.
 
@@ -98,10 +101,12 @@ def import_transactions(
     """
     from ..app import batch as imports
 
+    _guard_rejects(ctx, rejects, path)
+    database = db(ctx)
     with progress_bar(path) as progress:
-        summary = imports.import_transactions(db(ctx), path, program=default_program(program),
+        summary = imports.import_transactions(database, path, program=default_program(program, database),
                                               all_or_nothing=all_or_nothing, enroll_unknown=enroll_unknown,
-                                              dry_run=dry_run, progress=progress, rejects=rejects)
+                                              dry_run=dry_run, progress=progress, rejects=rejects, overwrite=force)
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
 
 
@@ -110,6 +115,7 @@ def import_members(
     ctx: typer.Context,
     path: FileArg,
     rejects: RejectsOpt = None,
+    force: RejectsForceOpt = False,
     all_or_nothing: AllOrNothingOpt = False,
     dry_run: DryRunOpt = False,
     fmt: FormatOpt = Format.table,
@@ -122,9 +128,10 @@ def import_members(
     """
     from ..app import batch as imports
 
+    _guard_rejects(ctx, rejects, path)
     with progress_bar(path) as progress:
         summary = imports.import_members(db(ctx), path, all_or_nothing=all_or_nothing, dry_run=dry_run,
-                                         progress=progress, rejects=rejects)
+                                         progress=progress, rejects=rejects, overwrite=force)
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
 
 
@@ -132,8 +139,9 @@ def import_members(
 def import_nps(
     ctx: typer.Context,
     path: FileArg,
-    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Program for every row (default: the program column, else each member's only program).")] = None,
+    program: Annotated[Optional[str], program_option("Program for rows without a program column value (default: the configured program, else each member's only program).")] = None,
     rejects: RejectsOpt = None,
+    force: RejectsForceOpt = False,
     all_or_nothing: AllOrNothingOpt = False,
     dry_run: DryRunOpt = False,
     fmt: FormatOpt = Format.table,
@@ -147,41 +155,77 @@ def import_nps(
     """
     from ..app import batch as imports
 
+    _guard_rejects(ctx, rejects, path)
+    database = db(ctx)
     with progress_bar(path) as progress:
-        summary = imports.import_nps(db(ctx), path, program=program, all_or_nothing=all_or_nothing,
-                                     dry_run=dry_run, progress=progress, rejects=rejects)
+        summary = imports.import_nps(database, path, program=default_program(program, database),
+                                     all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
+                                     rejects=rejects, overwrite=force)
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
+
+
+class Export(str, Enum):
+    ledger = "ledger"
+    members = "members"
+    balances = "balances"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    json = "json"
 
 
 def export(
     ctx: typer.Context,
-    what: Annotated[str, typer.Argument(metavar="ledger|members|balances", help="What to export.")],
-    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")] = None,
+    what: Annotated[Export, typer.Argument(metavar="KIND", help="What to export: ledger, members or balances.")],
+    program: Annotated[Optional[str], program_option("Only this program (default: the configured program, else all).")] = None,
     as_of: AsOfOpt = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="csv (default) or json.")] = Format.csv,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="<file>",
+                                                  help="Write to this file (created private, 0600) instead of stdout; - is stdout.")] = None,
+    force: ForceOpt = False,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="csv (default) or json (streamed: no table).")] = ExportFormat.csv,
 ):
     """Export the ledger, members or balances as CSV or JSON (streamed).
 
-    CSV cells a spreadsheet would run as a formula are prefixed with '.
+    CSV cells a spreadsheet would run as a formula are prefixed with '. An existing
+    --output file is only overwritten with --force.
 
     Example: loyaltyctl export ledger --program coffee --output ledger.csv
     """
+    from .. import paths
     from ..app import exports
+
+    to_file = output not in (None, "-")
+    if to_file:
+        paths.guard(output, option="--output", ledger=state(ctx).path)
+    database = reader(ctx)
+    columns, rows = exports.rows(database, what.value, default_program(program, database), as_of)
+    if not to_file:
+        exports.write(columns, rows, fmt.value)
+        return
+    out = paths.create(output, option="--output", force=force)
+    with out:
+        try:
+            n = exports.write(columns, rows, fmt.value, out)
+            out.flush()
+        except OSError as exc:
+            paths.remove_partial(output, out)
+            raise _output_error(output, exc) from None
+    print(f"exported {n} {what.value} rows to {output}", file=sys.stderr)
+
+
+def _output_error(path: str, exc: OSError):
     from ..errors import InputError
 
-    columns, rows = exports.rows(db(ctx), what, program, as_of)
-    fmt_value = "csv" if fmt is Format.table else fmt.value
-    if output:
-        try:
-            out = open(output, "w", newline="", encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"--output {output}: {exc.strerror}") from None
-        with out:
-            n = exports.write(columns, rows, fmt_value, out)
-        print(f"exported {n} {what} rows to {output}", file=sys.stderr)
-    else:
-        exports.write(columns, rows, fmt_value)
+    return InputError(f"--output {path}: {exc.strerror or exc}")
+
+
+def _guard_rejects(ctx: typer.Context, rejects: str | None, source: str) -> None:
+    """--rejects must not name the ledger or the file being imported."""
+    if rejects:
+        from .. import paths
+
+        paths.guard(rejects, option="--rejects", ledger=state(ctx).path, inputs=[source])
 
 
 def register(app: typer.Typer) -> None:

@@ -14,13 +14,15 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, get_args, get_origin
 
+from .parse import shown
+
 
 def _to_str(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    raise ValueError(f"{value!r} is not a valid string")
+    raise ValueError(f"{shown(value)} is not a valid string")
 
 
 def _to_int(value: Any) -> int:
@@ -42,7 +44,7 @@ def _to_bool(value: Any) -> bool:
     try:
         return _BOOLS[str(value).strip().lower()]
     except KeyError:
-        raise ValueError(f"{value!r} is not a valid boolean") from None
+        raise ValueError(f"{shown(value)} is not a valid boolean") from None
 
 
 def _enum(cls: type[Enum]):
@@ -52,7 +54,7 @@ def _enum(cls: type[Enum]):
         for member in cls:
             if str(member.value) == value:
                 return member
-        raise ValueError(f"{value!r} is not one of {', '.join(repr(str(m.value)) for m in cls)}.")
+        raise ValueError(f"{shown(value)} is not one of {', '.join(repr(str(m.value)) for m in cls)}.")
     return convert
 
 

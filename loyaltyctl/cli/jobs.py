@@ -6,18 +6,20 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import AsOfOpt, AtOpt, Format, FormatOpt, db, default_program
+from . import parse
+from .common import AtOpt, Format, FormatOpt, MemberArg, complete_tiers, db, default_program, flat, plural, program_option
 
 PANEL = "Jobs"
 tiers_app = typer.Typer(help="Review tiers (cron) and set manual tiers.", no_args_is_help=True)
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (cron).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
-JobProgramOpt = Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program (default: all).")]
+JobProgramOpt = Annotated[Optional[str], program_option("Only this program (default: the configured program, else all).")]
 
 
 def expire(
     ctx: typer.Context,
-    as_of: AsOfOpt = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Expire what is due at this moment (ISO-8601). Default: now.",
+                                                 callback=parse.moment)] = None,
     program: JobProgramOpt = None,
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
@@ -33,26 +35,26 @@ def expire(
     from .. import render
     from ..app import jobs
 
-    result = jobs.expire(db(ctx), as_of, program, dry_run)
+    database = db(ctx)
+    result = jobs.expire(database, as_of, default_program(program, database), dry_run)
     if quiet and not dry_run:
         return
     if fmt is Format.table:
         what = "would expire" if dry_run else "expired"
-        print(f"{what} {result['points']} points in {result['lots']} lots of {result['members']} members "
-              f"(as of {result['as_of']})")
+        print(f"{what} {plural(result['points'], 'point')} in {plural(result['lots'], 'lot')} of "
+              f"{plural(result['members'], 'member')} (as of {result['as_of']})")
         if dry_run and result["by_member"]:
             render.table(result["by_member"], ["member_id", "program_code", "lots", "points", "first_expiry",
                                                "last_expiry"], title="Would expire", numeric=["lots", "points"])
-    elif fmt is Format.json:
-        render.record(result, fmt="json")
     else:
-        render.write_csv(result["by_member"], ["member_id", "program_code", "lots", "points", "first_expiry", "last_expiry"])
+        render.record(result if fmt is Format.json else flat(result), fmt=fmt.value)
 
 
 @tiers_app.command("review")
 def review(
     ctx: typer.Context,
-    as_of: AsOfOpt = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Review tiers as they stand at this moment; changes take effect then (ISO-8601). Default: now.",
+                                                 callback=parse.moment)] = None,
     program: JobProgramOpt = None,
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
@@ -68,29 +70,30 @@ def review(
     from .. import render
     from ..app import jobs
 
-    result = jobs.review(db(ctx), as_of, program, dry_run)
+    database = db(ctx)
+    result = jobs.review(database, as_of, default_program(program, database), dry_run)
     if quiet and not dry_run:
         return
     cols = ["member_id", "program", "from", "to", "direction", "qualifying"]
     if fmt is Format.table:
         what = "would move" if dry_run else "moved"
-        print(f"{what} {result['members']} members: {result['up']} up, {result['down']} down (as of {result['as_of']})")
+        print(f"{what} {plural(result['members'], 'member')}: {result['up']} up, {result['down']} down "
+              f"(as of {result['as_of']})")
         if dry_run and result["moves"]:
             render.table(result["moves"], cols, title="Tier moves")
-    elif fmt is Format.json:
-        render.record(result, fmt="json")
     else:
-        render.write_csv(result["moves"], cols)
+        render.record(result if fmt is Format.json else flat(result), fmt=fmt.value)
 
 
 @tiers_app.command("set")
 def set_(
     ctx: typer.Context,
-    member_id: Annotated[str, typer.Argument(help="Member id.")],
-    tier: Annotated[str, typer.Option("--tier", help="Tier name.")],
+    member_id: MemberArg,
+    tier: Annotated[str, typer.Option("--tier", help="Tier name.", autocompletion=complete_tiers)],
     reason: Annotated[str, typer.Option("--reason", help="Why (service recovery, VIP guest...).")],
-    until: Annotated[Optional[str], typer.Option("--until", help="When the manual tier lapses (ISO-8601).")] = None,
-    program: JobProgramOpt = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="When the manual tier lapses (ISO-8601).",
+                                                 callback=parse.moment)] = None,
+    program: Annotated[Optional[str], program_option("Program code; may be omitted when the member is in one program.")] = None,
     at: AtOpt = None,
     fmt: FormatOpt = Format.table,
 ):
@@ -104,7 +107,8 @@ def set_(
     from .. import render
     from ..app import jobs
 
-    result = jobs.set_tier(db(ctx), member_id, tier, reason, default_program(program), until, at)
+    database = db(ctx)
+    result = jobs.set_tier(database, member_id, tier, reason, default_program(program, database), until, at)
     if fmt is Format.table and result["status"] == "unchanged":
         print(f"{result['member_id']} ({result['program']}): nothing changed: {tier} is not above {result['earned']}, "
               f"the tier their qualifying spend or points earn (a manual tier is a floor)")

@@ -6,7 +6,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .common import AsOfOpt, AtOpt, Format, FormatOpt, ProgramOpt, db, default_program
+from .common import (AsOfOpt, AtOpt, Format, FormatOpt, MemberArg, ProgramOpt, complete_tiers, db, default_program,
+                     program_option, reader, usage_error)
 
 PANEL = "Members"
 member_app = typer.Typer(help="Enroll, show and list members.", no_args_is_help=True)
@@ -19,7 +20,7 @@ SHOW_FIELDS = ["member_id", "name", "email", "program", "as_of", "joined_at", "t
 @member_app.command("enroll")
 def enroll(
     ctx: typer.Context,
-    member_id: Annotated[str, typer.Argument(help="Member id (your CRM's customer id).")],
+    member_id: Annotated[str, typer.Argument(metavar="MEMBER_ID", help="Member id (your CRM's customer id).")],
     program: ProgramOpt = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Member's name.")] = None,
     email: Annotated[Optional[str], typer.Option("--email", help="Member's email.")] = None,
@@ -35,13 +36,13 @@ def enroll(
     """
     from .. import render
     from ..app import ledger
-    from ..errors import InputError
 
-    code = default_program(program)
-    if not code:
-        raise InputError("--program is required to enroll a member")
-    result = ledger.enroll(db(ctx), member_id, code, name=name, email=email, tags=tag or [],
-                           referred_by=referred_by, account=account, at=at).as_dict()
+    if not default_program(program):
+        raise usage_error(ctx, "Missing option '--program' (or configure a default program: LOYALTYCTL_PROGRAM or "
+                               "loyaltyctl.toml).")
+    database = db(ctx)
+    result = ledger.enroll(database, member_id, default_program(program, database), name=name, email=email,
+                           tags=tag or [], referred_by=referred_by, account=account, at=at).as_dict()
     if fmt is Format.table:
         line = f"enrolled {result['member_id']} in {result['program']}"
         if result["tier"]:
@@ -56,21 +57,26 @@ def enroll(
 @member_app.command("show")
 def show(
     ctx: typer.Context,
-    member_id: Annotated[str, typer.Argument(help="Member id.")],
-    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")] = None,
+    member_id: MemberArg,
+    program: Annotated[Optional[str], program_option("Only this program (default: the configured program).")] = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
 ):
     """Balance, tier, progress to the next tier, expiring points and lifetime counters.
+
+    With a program (--program or the configured one), JSON is one object; without one, a
+    member in several programs gets one per program (a JSON list).
 
     Example: loyaltyctl member show M00001 --as-of 2026-01-01
     """
     from .. import render
     from ..app import members
 
-    states = members.show(db(ctx), member_id, program, as_of)
+    database = reader(ctx)
+    code = default_program(program, database)
+    states = members.show(database, member_id, code, as_of)
     if fmt is Format.json:
-        render.record(states[0], fmt="json", fields=SHOW_FIELDS) if len(states) == 1 else render.records(
+        render.record(states[0], fmt="json", fields=SHOW_FIELDS) if code or len(states) == 1 else render.records(
             [{k: s[k] for k in SHOW_FIELDS} for s in states], fmt="json")
     else:
         for s in states:
@@ -81,8 +87,8 @@ def show(
 @member_app.command("list")
 def list_(
     ctx: typer.Context,
-    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")] = None,
-    tier: Annotated[Optional[str], typer.Option("--tier", help="Only members in this tier.")] = None,
+    program: Annotated[Optional[str], program_option("Only this program (default: the configured program, else all).")] = None,
+    tier: Annotated[Optional[str], typer.Option("--tier", help="Only members in this tier.", autocompletion=complete_tiers)] = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
 ):
@@ -93,7 +99,8 @@ def list_(
     from .. import render
     from ..app import members
 
-    rows = members.listing(db(ctx), program, tier, as_of)
+    database = reader(ctx)
+    rows = members.listing(database, default_program(program, database), tier, as_of)
     render.table(rows, ["member_id", "name", "program", "tier", "balance", "joined_at"], fmt=fmt.value,
                  numeric=["balance"], title="Members", empty="no members")
 
@@ -125,15 +132,28 @@ def update(
 
 
 @member_app.command("erase")
-def erase(ctx: typer.Context, member_id: Annotated[str, typer.Argument(help="Member id.")], fmt: FormatOpt = Format.table):
+def erase(
+    ctx: typer.Context,
+    member_id: MemberArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Erase without asking (scripts).")] = False,
+    fmt: FormatOpt = Format.table,
+):
     """Erase a member's personal data (name, email, NPS comments); ledger totals stay exact.
 
-    Example: loyaltyctl member erase M00001
-    """
-    from .. import render
-    from ..app import admin
+    It cannot be undone: on a terminal it asks first (--yes does not).
 
-    result = admin.erase_member(db(ctx), member_id)
+    Example: loyaltyctl member erase M00001 --yes
+    """
+    import sys
+
+    from .. import render
+    from ..app import admin as maintenance
+
+    if not yes and sys.stdin.isatty() and not typer.confirm(
+            f"Erase the name, email and NPS comments of {member_id}? This cannot be undone", default=False):
+        print("nothing erased", file=sys.stderr)
+        raise typer.Exit(1)
+    result = maintenance.erase_member(db(ctx), member_id)
     if fmt is Format.table:
         print(f"{result['member_id']}: {result['status']} ({result['erased_at']})")
     else:
@@ -142,7 +162,7 @@ def erase(ctx: typer.Context, member_id: Annotated[str, typer.Argument(help="Mem
 
 def history(
     ctx: typer.Context,
-    member_id: Annotated[str, typer.Argument(help="Member id.")],
+    member_id: MemberArg,
     program: ProgramOpt = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
@@ -154,7 +174,8 @@ def history(
     from .. import render
     from ..app import members
 
-    rows = members.history(db(ctx), member_id, default_program(program), as_of)
+    database = reader(ctx)
+    rows = members.history(database, member_id, default_program(program, database), as_of)
     columns = ["effective_at", "txn_id", "kind", "rule", "amount", "points", "running_total", "program_version",
                "lot", "lot_expires_at", "why"]
     if fmt is not Format.table:

@@ -7,14 +7,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import AtOpt, Format, FormatOpt, db
+from . import parse
+from .common import AtOpt, Format, FormatOpt, db, default_program, program_option, reader, usage_error
 
 PANEL = "Reports"
 nps_app = typer.Typer(help="NPS surveys: record answers, read scores and comments.", no_args_is_help=True)
-ProgramOpt = Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")]
+ProgramOpt = Annotated[Optional[str], program_option("Only this program (default: the configured program, else all).")]
 AccountOpt = Annotated[Optional[str], typer.Option("--account", help="Only this B2B customer account.")]
-SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Answered at or after this moment (ISO-8601).")]
-UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Answered before this moment (ISO-8601; excluded).")]
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Answered at or after this moment (ISO-8601).",
+                                                 callback=parse.moment)]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Answered before this moment (ISO-8601; excluded).",
+                                                 callback=parse.moment)]
 
 
 class By(str, Enum):
@@ -27,12 +30,13 @@ class By(str, Enum):
 @nps_app.command("record")
 def record(
     ctx: typer.Context,
-    member_id: Annotated[Optional[str], typer.Argument(help="Member who answered (or give --account).")] = None,
-    score: Annotated[str, typer.Option("--score", help="0-10: how likely to recommend us.")] = ...,
+    member_id: Annotated[Optional[str], typer.Argument(metavar="MEMBER_ID", help="Member who answered (or give --account).")] = None,
+    score: Annotated[str, typer.Option("--score", help="0-10: how likely to recommend us.", metavar="<int>",
+                                       callback=parse.score)] = ...,
     account: Annotated[Optional[str], typer.Option("--account", help="B2B customer account (default: the member's).")] = None,
     comment: Annotated[Optional[str], typer.Option("--comment", help="The answer to \"why?\".")] = None,
     at: AtOpt = None,
-    program: Annotated[Optional[str], typer.Option("--program", "-p", help="Program asked about (default: the member's only program).")] = None,
+    program: Annotated[Optional[str], program_option("Program asked about (default: the configured program, else the member's only one).")] = None,
     response_id: Annotated[Optional[str], typer.Option("--response-id", help="Idempotency key: repeating it records nothing new.")] = None,
     fmt: FormatOpt = Format.table,
 ):
@@ -45,8 +49,11 @@ def record(
     from .. import render
     from ..app import nps
 
-    result = nps.record(db(ctx), member_id, score=score, account=account, comment=comment, at=at,
-                        program=program, response_id=response_id)
+    if not member_id and not account:
+        raise usage_error(ctx, "give a MEMBER_ID or --account NAME")
+    database = db(ctx)
+    result = nps.record(database, member_id, score=score, account=account, comment=comment, at=at,
+                        program=default_program(program, database), response_id=response_id)
     if fmt is Format.table:
         verb = "already recorded" if result["status"] == "duplicate" else "recorded"
         who = result["member_id"] or f"account {result['account']}"
@@ -79,7 +86,8 @@ def summary(
     from .. import render
     from ..reports import nps
 
-    report = nps.summary(db(ctx), by.value if by else None, since, until, program, account)
+    database = reader(ctx)
+    report = nps.summary(database, by.value if by else None, since, until, default_program(program, database), account)
     render.table(report.rows, report.columns, fmt=fmt.value, title="NPS" + (f" by {by.value}" if by else ""),
                  numeric=report.numeric, empty="no responses")
     if by is By.month and fmt is Format.table and report.rows:
@@ -103,13 +111,14 @@ def comments(
     Example: loyaltyctl nps comments --detractors --account "Acme Ltd"
     """
     from .. import render
-    from ..errors import InputError
     from ..reports import nps
 
     chosen = [name for name, on in (("detractors", detractors), ("passives", passives), ("promoters", promoters)) if on]
     if len(chosen) > 1:
-        raise InputError("choose at most one of --detractors, --passives, --promoters")
-    report = nps.comments(db(ctx), chosen[0] if chosen else None, account, since, until, program)
+        raise usage_error(ctx, "choose at most one of --detractors, --passives, --promoters")
+    database = reader(ctx)
+    report = nps.comments(database, chosen[0] if chosen else None, account, since, until,
+                          default_program(program, database))
     render.table(report.rows, report.columns, fmt=fmt.value, title="NPS comments", numeric=report.numeric,
                  empty="no comments")
 

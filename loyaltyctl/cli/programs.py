@@ -6,24 +6,33 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .common import Format, FormatOpt, db
+from . import parse
+from .common import Format, FormatOpt, complete_programs, db, one_line, reader
 
 PANEL = "Programs"
 program_app = typer.Typer(help="Validate, apply and inspect YAML program definitions.", no_args_is_help=True)
-PathsArg = Annotated[List[str], typer.Argument(help="Program files or directories of *.yaml files.")]
+PathsArg = Annotated[List[str], typer.Argument(metavar="PATH...", help="Program files or directories of *.yaml files.")]
 
 
 @program_app.command("validate")
 def validate(paths: PathsArg, fmt: FormatOpt = Format.table):
     """Check program files without touching any database.
 
+    Lists the valid programs; each bad file gets one `Error:` line on stderr (exit 1).
+
     Example: loyaltyctl program validate programs/
     """
+    import sys
+
     from .. import render
     from ..app import programs
 
-    rows = programs.validate(paths)
-    render.table(rows, ["path", "code", "name", "status"], fmt=fmt.value, title="Programs")
+    rows, errors = programs.validate(paths)
+    render.table(rows, ["path", "code", "name", "status"], fmt=fmt.value, title="Programs", empty="no valid programs")
+    for message in errors:
+        print(f"Error: {one_line(message)}", file=sys.stderr)
+    if errors:
+        raise typer.Exit(1)
 
 
 @program_app.command("apply")
@@ -61,7 +70,8 @@ def apply(
 def plan(
     ctx: typer.Context,
     paths: PathsArg,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Judge the effects at this moment (default now).")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Judge the effects at this moment (default now).",
+                                                 callback=parse.moment)] = None,
     fmt: FormatOpt = Format.table,
 ):
     """Show what applying changed definitions would change, and its effect on today's members.
@@ -75,7 +85,7 @@ def plan(
     from .. import render
     from ..app import explain
 
-    plans = explain.plan(db(ctx), paths, as_of)
+    plans = explain.plan(reader(ctx), paths, as_of)
     if fmt is Format.json:
         print(render.dumps(plans))
     elif fmt is Format.csv:
@@ -124,14 +134,18 @@ def list_(ctx: typer.Context, fmt: FormatOpt = Format.table):
     from .. import render
     from ..app import programs
 
-    render.table(programs.listing(db(ctx)),
+    render.table(programs.listing(reader(ctx)),
                  ["code", "name", "version", "currency", "point_value", "rules", "tiers", "expiry_days", "members",
                   "applied_at"], fmt=fmt.value, title="Programs", numeric=["members", "rules"],
                  empty="no programs applied yet")
 
 
 @program_app.command("show")
-def show(ctx: typer.Context, code: Annotated[str, typer.Argument(help="Program code.")], fmt: FormatOpt = Format.table):
+def show(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(metavar="CODE", help="Program code.", autocompletion=complete_programs)],
+    fmt: FormatOpt = Format.table,
+):
     """Show a program's current version: earn rules, tiers, rewards, expiry.
 
     Example: loyaltyctl program show coffee
@@ -139,7 +153,7 @@ def show(ctx: typer.Context, code: Annotated[str, typer.Argument(help="Program c
     from .. import render
     from ..app import programs
 
-    p = programs.show(db(ctx), code)
+    p = programs.show(reader(ctx), code)
     if fmt is Format.json:
         print(render.dumps(p["definition"] | {"version": p["version"]}))
         return

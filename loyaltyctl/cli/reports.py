@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
-from .common import AsOfOpt, Format, FormatOpt, db
+from . import parse
+from .common import AsOfOpt, Format, FormatOpt, default_program, program_option, reader
 
 PANEL = "Reports"
 report_app = typer.Typer(help="Program reports as tables, JSON or CSV.", no_args_is_help=True)
-ReportProgramOpt = Annotated[Optional[str], typer.Option("--program", "-p", help="Only this program.")]
+ReportProgramOpt = Annotated[Optional[str], program_option("Only this program (default: the configured program, else all).")]
+
+
+class Period(str, Enum):
+    month = "month"
+    quarter = "quarter"
+
+
+def _open(ctx: typer.Context, program: str | None):
+    """The ledger, read-only, and the program the report is about (the configured one by default)."""
+    database = reader(ctx)
+    return database, default_program(program, database)
 
 
 def _out(report, fmt: Format, title: str, empty: str = "nothing to report") -> None:
@@ -22,8 +35,9 @@ def _out(report, fmt: Format, title: str, empty: str = "nothing to report") -> N
 @report_app.command("expiring")
 def expiring(
     ctx: typer.Context,
-    within: Annotated[int, typer.Option("--within", help="Days ahead to look.")] = 30,
-    min_points: Annotated[int, typer.Option("--min-points", help="Only members with at least this many points expiring.")] = 1,
+    within: Annotated[int, typer.Option("--within", help="Days ahead to look (1-36500).", callback=parse.days)] = 30,
+    min_points: Annotated[int, typer.Option("--min-points", help="Only members with at least this many points expiring.",
+                                            callback=parse.count)] = 1,
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
@@ -34,14 +48,15 @@ def expiring(
     """
     from ..reports import points
 
-    _out(points.expiring(db(ctx), within, min_points, program, as_of), fmt, f"Points expiring within {within} days",
+    database, code = _open(ctx, program)
+    _out(points.expiring(database, within, min_points, code, as_of), fmt, f"Points expiring within {within} days",
          empty="no points expiring")
 
 
 @report_app.command("balances")
 def balances(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", help="How many members.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="How many members.", callback=parse.count)] = 20,
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
@@ -52,11 +67,13 @@ def balances(
     """
     from ..reports import points
 
-    _out(points.balances(db(ctx), program, limit, as_of), fmt, "Top balances")
+    database, code = _open(ctx, program)
+    _out(points.balances(database, code, limit, as_of), fmt, "Top balances")
 
 
-SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Period start, included (ISO-8601).")]
-UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Period end, excluded (ISO-8601). Default: now.")]
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Period start, included (ISO-8601).", callback=parse.moment)]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Period end, excluded (ISO-8601). Default: now.",
+                                                 callback=parse.moment)]
 
 
 @report_app.command("tiers")
@@ -77,10 +94,11 @@ def tiers(
     from .. import render
     from ..reports import tiers as tier_report
 
-    report = tier_report.tiers(db(ctx), program, as_of)
+    database, code = _open(ctx, program)
+    report = tier_report.tiers(database, code, as_of)
     _out(report, fmt, "Tiers")
     if fmt is Format.table and report.rows:
-        render.bar_chart([(f"{r['program']} {r['tier']}", r["members"]) for r in report.rows],
+        render.bar_chart([(f"{r['program']} {r['tier'] or '(no tiers)'}", r["members"]) for r in report.rows],
                          title="Members per tier")
 
 
@@ -99,13 +117,14 @@ def liability(
     """
     from ..reports import points
 
-    _out(points.liability(db(ctx), program, as_of), fmt, "Points liability")
+    _out(points.liability(*_open(ctx, program), as_of), fmt, "Points liability")
 
 
 @report_app.command("roi")
 def roi(
     ctx: typer.Context,
-    cost: Annotated[Optional[str], typer.Option("--cost", help="Operating cost of the whole period (default: the program's cost_per_month x months).")] = None,
+    cost: Annotated[Optional[str], typer.Option("--cost", help="Operating cost of the whole period (default: the program's cost_per_month x months).",
+                                                callback=parse.cost)] = None,
     program: ReportProgramOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -124,13 +143,13 @@ def roi(
     """
     from ..reports import revenue
 
-    _out(revenue.roi(db(ctx), program, since, until, cost), fmt, "Program ROI")
+    _out(revenue.roi(*_open(ctx, program), since, until, cost), fmt, "Program ROI")
 
 
 @report_app.command("churn")
 def churn(
     ctx: typer.Context,
-    period: Annotated[str, typer.Option("--period", help="month or quarter (calendar, UTC).")] = "month",
+    period: Annotated[Period, typer.Option("--period", help="Calendar months or quarters (UTC).")] = Period.month,
     program: ReportProgramOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -145,13 +164,15 @@ def churn(
     """
     from ..reports import activity
 
-    _out(activity.churn(db(ctx), period, program, since, until), fmt, f"Churn per {period}")
+    database, code = _open(ctx, program)
+    _out(activity.churn(database, period.value, code, since, until), fmt, f"Churn per {period.value}")
 
 
 @report_app.command("at-risk")
 def at_risk(
     ctx: typer.Context,
-    factor: Annotated[str, typer.Option("--factor", help="Flag when the time since the last purchase exceeds this many median gaps (a positive number, up to 4 decimal places).")] = "2",
+    factor: Annotated[str, typer.Option("--factor", help="Flag when the time since the last purchase exceeds this many median gaps (a positive number up to 1000, up to 4 decimal places).",
+                                        callback=parse.factor)] = "2",
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
@@ -166,7 +187,8 @@ def at_risk(
     """
     from ..reports import activity
 
-    _out(activity.at_risk(db(ctx), factor, program, as_of), fmt, "Members at risk", empty="no members at risk")
+    database, code = _open(ctx, program)
+    _out(activity.at_risk(database, factor, code, as_of), fmt, "Members at risk", empty="no members at risk")
 
 
 @report_app.command("ticket")
@@ -188,7 +210,7 @@ def ticket(
     """
     from ..reports import revenue
 
-    _out(revenue.ticket(db(ctx), program, since, until), fmt, "Average ticket")
+    _out(revenue.ticket(*_open(ctx, program), since, until), fmt, "Average ticket")
 
 
 def register(app: typer.Typer) -> None:

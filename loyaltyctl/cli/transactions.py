@@ -6,7 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import AtOpt, Format, FormatOpt, ProgramOpt, RewardOpt, TxnOpt, db, default_program
+from . import parse
+from .common import (AtOpt, Format, FormatOpt, MemberArg, ProgramOpt, RewardOpt, TxnArg, TxnOpt, complete_events,
+                     complete_partners, db, default_program, flat, reader)
 
 PANEL = "Transactions"
 RESULT_FIELDS = ["status", "txn_id", "member_id", "program", "kind", "rule", "amount", "points",
@@ -31,7 +33,7 @@ def _show(result: dict, fmt: Format) -> None:
 
 def explain(
     ctx: typer.Context,
-    txn_id: Annotated[str, typer.Argument(help="Transaction id (as in history or exports).")],
+    txn_id: TxnArg,
     fmt: FormatOpt = Format.table,
 ):
     """Explain one transaction: rule, version, rate, tier, exact arithmetic, lots, later effects.
@@ -41,7 +43,7 @@ def explain(
     from .. import render
     from ..app import explain as explaining
 
-    result = explaining.explain(db(ctx), txn_id)
+    result = explaining.explain(reader(ctx), txn_id)
     if fmt is Format.table:
         head = {k: result.get(k) for k in ("txn_id", "member_id", "program", "program_version", "kind", "rule",
                                              "amount", "rate", "tier", "multiplier", "points", "effective_at",
@@ -49,11 +51,8 @@ def explain(
         render.record(head, title=f"Transaction {txn_id}")
         for line in result["explanation"]:
             print(f"  {line}")
-    elif fmt is Format.json:
-        print(render.dumps(result))
     else:
-        render.write_csv([{"txn_id": txn_id, "line": i + 1, "explanation": line}
-                          for i, line in enumerate(result["explanation"])], ["txn_id", "line", "explanation"])
+        render.record(result if fmt is Format.json else flat(result), fmt=fmt.value)
 
 
 def register(app: typer.Typer) -> None:
@@ -61,10 +60,13 @@ def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel=PANEL)
     def earn(
         ctx: typer.Context,
-        member_id: Annotated[str, typer.Argument(help="Member id.")],
-        amount: Annotated[Optional[str], typer.Option("--amount", help="Purchase amount (exact decimal).")] = None,
-        event: Annotated[Optional[str], typer.Option("--event", help="Engagement action named in the program.")] = None,
-        partner: Annotated[Optional[str], typer.Option("--partner", help="Purchase made at this partner.")] = None,
+        member_id: MemberArg,
+        amount: Annotated[Optional[str], typer.Option("--amount", help="Purchase amount (exact decimal).",
+                                                      callback=parse.amount)] = None,
+        event: Annotated[Optional[str], typer.Option("--event", help="Engagement action named in the program.",
+                                                     autocompletion=complete_events)] = None,
+        partner: Annotated[Optional[str], typer.Option("--partner", help="Purchase made at this partner.",
+                                                       autocompletion=complete_partners)] = None,
         program: ProgramOpt = None,
         txn: TxnOpt = None,
         at: AtOpt = None,
@@ -75,17 +77,17 @@ def register(app: typer.Typer) -> None:
         Example: loyaltyctl earn M00001 --amount 23.45 --txn POS-1001
         """
         from ..app import ledger
-        from ..core.values import parse_amount
 
-        value = parse_amount(amount) if amount is not None else None
-        _show(ledger.earn(db(ctx), member_id, program_code=default_program(program), amount=value,
-                          partner=partner, event=event, txn=txn, at=at).as_dict(), fmt)
+        database = db(ctx)
+        _show(ledger.earn(database, member_id, program_code=default_program(program, database), amount=amount,
+                           partner=partner, event=event, txn=txn, at=at).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def redeem(
         ctx: typer.Context,
-        member_id: Annotated[str, typer.Argument(help="Member id.")],
-        points: Annotated[Optional[str], typer.Option("--points", help="Points to redeem.")] = None,
+        member_id: MemberArg,
+        points: Annotated[Optional[str], typer.Option("--points", help="Points to redeem.", metavar="<int>",
+                                                      callback=parse.points)] = None,
         reward: RewardOpt = None,
         program: ProgramOpt = None,
         txn: TxnOpt = None,
@@ -97,17 +99,17 @@ def register(app: typer.Typer) -> None:
         Example: loyaltyctl redeem M00001 --reward free_coffee
         """
         from ..app import ledger
-        from ..core.values import parse_points
 
-        n = parse_points(points) if points is not None else None
-        _show(ledger.redeem(db(ctx), member_id, program_code=default_program(program), points=n,
-                            reward=reward, txn=txn, at=at).as_dict(), fmt)
+        database = db(ctx)
+        _show(ledger.redeem(database, member_id, program_code=default_program(program, database), points=points,
+                             reward=reward, txn=txn, at=at).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def refund(
         ctx: typer.Context,
         ref_txn: Annotated[str, typer.Argument(metavar="TXN_ID", help="The purchase or redemption to refund.")],
-        amount: Annotated[Optional[str], typer.Option("--amount", help="Part of the purchase refunded (default: all that is left).")] = None,
+        amount: Annotated[Optional[str], typer.Option("--amount", help="Part of the purchase refunded (default: all that is left).",
+                                                      callback=parse.amount)] = None,
         txn: TxnOpt = None,
         at: AtOpt = None,
         fmt: FormatOpt = Format.table,
@@ -121,16 +123,15 @@ def register(app: typer.Typer) -> None:
         Example: loyaltyctl refund POS-1001 --amount 10.00
         """
         from ..app import ledger
-        from ..core.values import parse_amount
 
-        value = parse_amount(amount) if amount is not None else None
-        _show(ledger.refund(db(ctx), ref_txn, amount=value, txn=txn, at=at).as_dict(), fmt)
+        _show(ledger.refund(db(ctx), ref_txn, amount=amount, txn=txn, at=at).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def adjust(
         ctx: typer.Context,
-        member_id: Annotated[str, typer.Argument(help="Member id.")],
-        points: Annotated[str, typer.Option("--points", help="Points to add (negative to remove).")],
+        member_id: MemberArg,
+        points: Annotated[str, typer.Option("--points", help="Points to add (negative to remove: --points=-50).",
+                                            metavar="<int>", callback=parse.signed_points)],
         reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
         program: ProgramOpt = None,
         txn: TxnOpt = None,
@@ -139,10 +140,10 @@ def register(app: typer.Typer) -> None:
     ):
         """Add or remove points by hand, with a reason (goodwill, corrections).
 
-        Example: loyaltyctl adjust M00001 --points -- -50 --reason "double scan"
+        Example: loyaltyctl adjust M00001 --points=-50 --reason "double scan"
         """
         from ..app import ledger
-        from ..core.values import parse_points
 
-        _show(ledger.adjust(db(ctx), member_id, points=parse_points(points, allow_negative=True), reason=reason,
-                            program_code=default_program(program), txn=txn, at=at).as_dict(), fmt)
+        database = db(ctx)
+        _show(ledger.adjust(database, member_id, points=points, reason=reason,
+                             program_code=default_program(program, database), txn=txn, at=at).as_dict(), fmt)

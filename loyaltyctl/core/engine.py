@@ -376,8 +376,12 @@ def _refund(book: Book, cmd: Refund) -> Posting:
         return _refund_purchase(book, cmd, state, ref, text)
     if ref.entry.kind == "redeem":
         return _cancel_redemption(book, cmd, state, ref, text)
-    raise InputError(f"only purchases and redemptions can be refunded; {cmd.ref!r} is a {ref.entry.kind} "
+    raise InputError(f"only purchases and redemptions can be refunded; {cmd.ref!r} is {_KINDS[ref.entry.kind]} "
                      f"({ref.entry.rule_kind})")
+
+
+_KINDS = {"earn": "a points credit", "redeem": "a redemption", "refund": "a refund", "adjust": "an adjustment",
+          "expire": "an expiry", "opening": "an opening balance"}  # ledger kinds, as a sentence names them
 
 
 def _refund_purchase(book: Book, cmd: Refund, state: MemberState, ref: Ref, text: str) -> Posting:

@@ -215,19 +215,16 @@ def load_program(path: str | Path) -> Program:
 def load_paths(paths: list[str]) -> list[tuple[str, Program]]:
     """Every program in the given files and directories (their *.yaml and *.yml, by name),
     all validated before returning; a program code may be defined only once."""
-    files: list[str] = []
-    for path in paths:
-        p = Path(path)
-        if p.is_dir():
-            found = sorted((f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and not f.name.startswith(".")
-                            and f.is_file()), key=lambda f: f.name)
-            if not found:
-                raise ProgramError("directory has no *.yaml or *.yml files", path=str(path))
-            files += [str(f) for f in found]
-        else:
-            files.append(str(path))
-    if not files:
-        raise ProgramError("no program files given")
+    loaded, errors = check_paths(paths)
+    if errors:
+        raise errors[0]
+    return loaded
+
+
+def check_paths(paths: list[str]) -> tuple[list[tuple[str, Program]], list[ProgramError]]:
+    """Like load_paths, but reading on past a bad file: the programs that are valid, and one
+    error for each problem (a bad file, an empty directory, a code defined twice)."""
+    files, errors = _program_files(paths)
     loaded: list[tuple[str, Program]] = []
     seen: dict[str, str] = {}
     read: set[Path] = set()
@@ -236,13 +233,36 @@ def load_paths(paths: list[str]) -> list[tuple[str, Program]]:
         if same in read:  # the same file named twice, e.g. `programs/ programs/coffee.yaml`
             continue
         read.add(same)
-        program, lines = _read(f)
+        try:
+            program, lines = _read(f)
+        except ProgramError as exc:
+            errors.append(exc)
+            continue
         if program.code in seen:
-            raise ProgramError(f"program code {program.code!r} is also defined in {seen[program.code]}", path=f,
-                               line=lines.get(("code",)), field="code")
+            errors.append(ProgramError(f"program code {program.code!r} is also defined in {seen[program.code]}",
+                                       path=f, line=lines.get(("code",)), field="code"))
+            continue
         seen[program.code] = f
         loaded.append((f, program))
-    return loaded
+    return loaded, errors
+
+
+def _program_files(paths: list[str]) -> tuple[list[str], list[ProgramError]]:
+    files: list[str] = []
+    errors: list[ProgramError] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            found = sorted((f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and not f.name.startswith(".")
+                            and f.is_file()), key=lambda f: f.name)
+            if not found:
+                errors.append(ProgramError("directory has no *.yaml or *.yml files", path=str(path)))
+            files += [str(f) for f in found]
+        else:
+            files.append(str(path))
+    if not files and not errors:
+        errors.append(ProgramError("no program files given"))
+    return files, errors
 
 
 def _normal(value):

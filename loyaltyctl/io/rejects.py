@@ -11,10 +11,11 @@ from ..errors import InputError
 class RejectsWriter:
     """Writes rejected rows as they come: the original columns plus line and error."""
 
-    def __init__(self, path: str, header: list[str], keep_upto: int = 0):
+    def __init__(self, path: str, header: list[str], keep_upto: int = 0, overwrite: bool = False):
         self.path = path
         self.columns = [c for c in header if c not in ("line", "error")] + ["line", "error"]
         self.keep_upto = keep_upto  # a resumed import keeps the rejects of lines <= this
+        self.overwrite = overwrite or bool(keep_upto)  # resuming rewrites the killed run's file
 
     def _kept(self) -> list[list[str]]:
         if not self.keep_upto:
@@ -30,11 +31,10 @@ class RejectsWriter:
         return [r for r in rows[1:] if len(r) == len(self.columns) and r[at].isdigit() and int(r[at]) <= self.keep_upto]
 
     def __enter__(self):
+        from ..paths import create
+
         kept = self._kept()
-        try:
-            self.out = open(self.path, "w", newline="", encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"--rejects {self.path}: {exc.strerror}") from None
+        self.out = create(self.path, option="--rejects", force=self.overwrite)  # 0600: rows hold personal data
         from .csv import csv_writer
 
         self.writer = csv_writer(self.out)

@@ -52,20 +52,25 @@ _CHURN = ["period", "active", "previous_active", "retained", "lost", "churn_pct"
 
 
 
-def at_risk(db, factor: str = "2", program: str | None = None, as_of: str | None = None,
-            within: int = 30, quiet_days: int = 60) -> Report:
-    """Members whose time since their last purchase exceeds `factor` times their own median gap
-    between purchases (3 purchases at least), or who have points expiring within `within` days
-    and no purchase or redemption in the last `quiet_days`; largest balance first."""
+def parse_factor(factor) -> Decimal:
+    """--factor of at_risk: a positive number up to 1000 with at most 4 decimal places."""
     try:
         f = Decimal(str(factor).strip())
     except ArithmeticError:
         f = Decimal(-1)
     if not f.is_finite() or f <= 0 or f > 1000:
-        raise InputError(f"{factor!r} is not a positive number", field="factor")
-    num, den = f.as_integer_ratio()
-    if den > 10_000:  # keeps the SQL's gap arithmetic in exact integers
-        raise InputError(f"{factor!r} has more than 4 decimal places", field="factor")
+        raise InputError(f"{str(factor)[:40]!r} is not a positive number up to 1000", field="factor")
+    if f.as_integer_ratio()[1] > 10_000:  # keeps the SQL's gap arithmetic in exact integers
+        raise InputError(f"{str(factor)[:40]!r} has more than 4 decimal places", field="factor")
+    return f
+
+
+def at_risk(db, factor: str = "2", program: str | None = None, as_of: str | None = None,
+            within: int = 30, quiet_days: int = 60) -> Report:
+    """Members whose time since their last purchase exceeds `factor` times their own median gap
+    between purchases (3 purchases at least), or who have points expiring within `within` days
+    and no purchase or redemption in the last `quiet_days`; largest balance first."""
+    num, den = parse_factor(factor).as_integer_ratio()
     if program:
         require_program(db, program)
     at = ts_or_now(as_of, "as_of")

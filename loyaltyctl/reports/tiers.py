@@ -41,7 +41,7 @@ def _program_rows(db, p, at: str) -> list[dict]:
         n = r["members"] if r else 0
         level = p.level(name)
         nxt = p.next_level(level) if level else None
-        rows.append({"program": p.code, "tier": name or "-", "members": n,
+        rows.append({"program": p.code, "tier": name, "members": n,
                      "share_pct": one_dp(Decimal(n) * 100 / total) if total else None,
                      "avg_balance": one_dp(Decimal(r["balance"]) / n) if n else None,
                      "basis": p.basis if p.tiered else None,

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import DatabaseError
 from .dialect import SQLITE
-from .migrations import MIGRATIONS
+from .migrations import APPLICATION_ID, LEGACY_TABLES, META_TABLE, MIGRATIONS
 
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 30_000
@@ -125,49 +127,206 @@ class Database:
         self.conn.close()
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
+def _connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = peek(path)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = NORMAL")
     return conn
 
 
-def _create_private(path: str) -> None:
+def _uri(path: str) -> str:
+    from urllib.parse import quote
+
+    return "file:" + quote(os.path.abspath(path))
+
+
+def create_private(path: str) -> None:
     """Create the file readable and writable by its owner only (0600)."""
     parent = Path(path).resolve().parent
     if not parent.is_dir():
         raise DatabaseError(f"cannot create database {path}: directory {parent} does not exist")
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        raise DatabaseError(f"cannot create database {path}: {exc.strerror}") from None
     os.close(fd)
 
 
-def open_db(path: str, *, create: bool = False) -> Database:
-    """Open an existing database (migrating it if older), or create it with create=True."""
-    exists = os.path.exists(path)
-    if not exists and not create:
-        raise DatabaseError(f"database {path} does not exist; create it with `loyaltyctl init`")
+@dataclass(frozen=True)
+class Found:
+    """What a file holds, read without changing a byte of it (see `identify`)."""
+
+    kind: str  # "missing", "empty" (no schema yet) or "ledger"
+    version: int = 0
+
+
+def identify(path: str) -> Found:
+    """Is `path` a loyaltyctl ledger? A ledger carries APPLICATION_ID and the loyaltyctl_meta
+    table; one from before they existed is known by its schema (and gets them on migration).
+    Anything else (another program's SQLite file, a non-SQLite file) is a DatabaseError.
+    Read-only, without changing a byte or leaving a file behind (see `peek`)."""
     try:
-        if not exists:
-            _create_private(path)
-        conn = _connect(path)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-            raise DatabaseError(f"{path} is not a loyaltyctl database")
-        if version > SCHEMA_VERSION:
-            raise DatabaseError(
-                f"{path} has schema version {version}, newer than this loyaltyctl supports "
-                f"({SCHEMA_VERSION}); upgrade loyaltyctl"
-            )
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        st = os.stat(path)
+    except FileNotFoundError:
+        return Found("missing")
+    except OSError as exc:
+        raise DatabaseError(f"cannot read database {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise DatabaseError(f"{path} is {kind}, not a loyaltyctl ledger")
+    size, wal = st.st_size, _size(path + "-wal")
+    if size == 0 and not wal:
+        return Found("empty")
+    if size and not _in_use(path) and not _has_magic(path):
+        raise DatabaseError(f"{path} is not a loyaltyctl ledger (not an SQLite database)")
+    app_id, version, tables = _header(path)
+    if app_id == APPLICATION_ID and META_TABLE in tables or app_id == 0 and version and LEGACY_TABLES <= tables:
+        return Found("ledger", version)
+    if app_id == 0 and version == 0 and not tables:
+        return Found("empty")
+    raise DatabaseError(f"{path} is not a loyaltyctl ledger (another program's SQLite database)")
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _has_magic(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError as exc:
+        raise DatabaseError(f"cannot read database {path}: {exc.strerror}") from None
+
+
+def _in_use(path: str) -> bool:
+    """Journal files beside it: a connection has it open (maybe in this process), or had.
+
+    Then only SQLite may open the file: closing any other descriptor of it would drop this
+    process's locks on it (POSIX locks are per process)."""
+    return any(os.path.exists(path + suffix) for suffix in ("-wal", "-shm", "-journal"))
+
+
+def peek(path: str) -> sqlite3.Connection:
+    """A read-only connection that leaves no trace. A WAL-mode file nobody has open (no journal
+    files beside it) is read alone with immutable=1: nothing is created beside it, which also
+    works in a read-only directory. Otherwise a plain read-only connection, with SQLite's locks
+    (a file in use may be written meanwhile; a rollback-mode file creates nothing anyway)."""
+    alone = not _in_use(path) and _wal_mode(path)
+    conn = sqlite3.connect(f"{_uri(path)}?{'immutable=1' if alone else 'mode=ro'}", uri=True,
+                           timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _wal_mode(path: str) -> bool:
+    """The header's file format version bytes (18 and 19) are 2 in WAL mode."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(20)[18:20] == b"\x02\x02"
+    except OSError:
+        return False
+
+
+def _header(path: str) -> tuple[int, int, set[str]]:
+    try:
+        conn = peek(path)
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if "file is not a database" in str(exc):
+            raise DatabaseError(f"{path} is not a loyaltyctl ledger (not an SQLite database)") from None
+        raise DatabaseError(storage_message(exc, path) or f"cannot open database {path}: {exc}") from None
+    return app_id, version, tables
+
+
+def open_db(path: str, *, create: bool = False, write: bool = True) -> Database:
+    """Open a ledger (migrating it if older), or create one with create=True (`init`, `demo`).
+
+    A file that is not a ledger is refused untouched: it is identified before anything is
+    written or its journal mode changed. write=False opens read-only (commands that only
+    read), unless the ledger needs migrating first."""
+    found = identify(path)
+    if found.kind == "missing" and not create:
+        raise DatabaseError(f"database {path} does not exist; create it with `loyaltyctl init`")
+    if found.kind == "empty" and not create:
+        raise DatabaseError(f"{path} is empty, not a loyaltyctl ledger; create a ledger with `loyaltyctl init`")
+    if found.version > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"{path} has schema version {found.version}, newer than this loyaltyctl supports "
+            f"({SCHEMA_VERSION}); upgrade loyaltyctl"
+        )
+    if found.kind == "missing":
+        create_private(path)
+    readonly = not write and found.kind == "ledger" and found.version == SCHEMA_VERSION
+    if not readonly:
+        check_writable(path, why="this command writes to the ledger" if write or create else
+                       f"it must first be upgraded to this loyaltyctl's schema (version {found.version} to "
+                       f"{SCHEMA_VERSION}), which writes to it")
+    try:
+        conn = _connect(path, readonly=readonly)
+        if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         db = Database(conn, path)
-        if version < SCHEMA_VERSION:
-            migrate(db, version)
+        if found.version < SCHEMA_VERSION:
+            migrate(db, found.version)
         return db
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"cannot open database {path}: {exc}") from None
+        raise DatabaseError(storage_message(exc, path) or f"cannot open database {path}: {exc}") from None
+
+
+def check_writable(path: str, *, why: str = "this command writes to the ledger") -> None:
+    """Name what keeps a ledger read-only, before SQLite says only "attempt to write a readonly database"."""
+    cause = _readonly_cause(path)
+    if cause:
+        raise DatabaseError(f"{path} is read-only and {why}: {cause}")
+
+
+def _readonly_cause(path: str) -> str | None:
+    for name in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(name) and not os.access(name, os.W_OK):
+            st = os.stat(name)
+            what = f"{name} is not writable by you (mode {st.st_mode & 0o777:04o}, owner {_owner(st.st_uid)})"
+            if name == path:
+                return what
+            return f"{what}; give it the ledger's owner and mode (it is part of the ledger: do not delete it)"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"its directory {parent} is not writable, and SQLite keeps the ledger's -wal and -shm files there"
+    return None
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def storage_message(exc: Exception, path: str) -> str | None:
+    """A plain message for what SQLite words misleadingly: a lock is another writer at work, and
+    "attempt to write a readonly database" is a permission to fix, not damage. None otherwise."""
+    text = str(exc)
+    if "database is locked" in text or "database is busy" in text:
+        return (f"{path} is locked: another loyaltyctl process is writing to it (waited "
+                f"{BUSY_TIMEOUT_MS // 1000} s); try again when it has finished")
+    if "readonly database" in text:
+        return f"{path} is read-only: {_readonly_cause(path) or text}"
+    return None
 
 
 def migrate(db: Database, current: int) -> None:

@@ -235,5 +235,18 @@ V_GAPS_BY_WRITERS = [
     "DROP TRIGGER purchase_gap_next",
 ]
 
+# Identity: only `init` and `demo` make a ledger, and every other command refuses any other file.
+# SQLite's header field for this (PRAGMA application_id; "LYLT") plus a table of our own mark a
+# ledger; ledgers made before this migration are known by LEGACY_TABLES and get both here.
+APPLICATION_ID = 0x4C594C54
+META_TABLE = "loyaltyctl_meta"
+LEGACY_TABLES = {"programs", "program_versions", "members", "enrollments", "entries", "lots", "lot_moves",
+                 "tier_changes", "anonymous_sales", "nps_responses", "job_runs"}
+V_IDENTITY = [
+    f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    f"INSERT OR IGNORE INTO {META_TABLE} (key, value) VALUES ('format', 'loyaltyctl ledger')",
+    f"PRAGMA application_id = {APPLICATION_ID}",
+]
+
 MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS, V_PURCHASE_GAPS, V_SEQUENCES,
-                               V_TIER_CAUSE, V_INACTIVITY_FROM, V_GAPS_BY_WRITERS]
+                               V_TIER_CAUSE, V_INACTIVITY_FROM, V_GAPS_BY_WRITERS, V_IDENTITY]
