@@ -3,8 +3,10 @@ that nothing of the user's (LOYALTYCTL_*, HOME, XDG_CONFIG_HOME) can leak into."
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -56,11 +58,15 @@ PROGRAMS = ROOT / "loyaltyctl" / "programs"
 
 
 class Cli:
-    """Runs loyaltyctl in-process against one database file."""
+    """Runs loyaltyctl in-process against one ledger: a SQLite file, or a PostgreSQL URL."""
 
-    def __init__(self, db: Path):
+    def __init__(self, db: Path | str):
         self.db = db
         self.runner = CliRunner()
+
+    @property
+    def postgres(self) -> bool:
+        return str(self.db).startswith("postgresql://")
 
     def __call__(self, *args: str, ok: bool | None = True, input: str | None = None):
         result = self.runner.invoke(app, ["--db", str(self.db), *map(str, args)], input=input)
@@ -96,7 +102,9 @@ class Cli:
         return last
 
     def dump(self) -> str:
-        """The whole database as SQL text, to prove a failed command wrote nothing."""
+        """The whole database as text, to prove a failed command wrote nothing."""
+        if self.postgres:
+            return pg.dump(self.db)
         conn = sqlite3.connect(self.db)
         try:
             return "\n".join(conn.iterdump())
@@ -114,12 +122,40 @@ def _isolated(monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", os.path.join(_HOME, ".config"))
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch) -> Cli:
+# The black-box suite runs on both backends: every test that uses `cli` (or a fixture built on
+# it) runs once on a SQLite file and once in its own PostgreSQL schema. Tests that open the
+# SQLite file themselves (sqlite3, or the file handed to other tools) run on SQLite only.
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def cli(request, tmp_path, monkeypatch) -> Cli:
     monkeypatch.chdir(tmp_path)
-    c = Cli(tmp_path / "test.db")
+    if request.param == "postgresql":
+        admin = request.getfixturevalue("pg_server")
+        schema = pg.temporary_schema(admin, PG.url)
+        c = Cli(schema.__enter__().url)
+        request.addfinalizer(lambda: schema.__exit__(None, None, None))
+    else:
+        c = Cli(tmp_path / "test.db")
     c("init")
     return c
+
+
+_FILE_BOUND = re.compile(r"sqlite3|\.db\b(?!\()|_copy_db|open_db")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The PostgreSQL run of a test that reads the SQLite file itself is skipped, with the reason."""
+    for item in items:
+        if getattr(item, "callspec", None) is None or item.callspec.params.get("cli") != "postgresql":
+            continue
+        try:
+            source = inspect.getsource(item.function)
+        except (OSError, TypeError):
+            continue
+        if _FILE_BOUND.search(source):
+            item.add_marker(pytest.mark.skip(reason="reads or hands over the SQLite file itself"))
 
 
 @pytest.fixture

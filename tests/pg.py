@@ -87,3 +87,25 @@ def temporary_schema(admin, url: str) -> Iterator[Schema]:
         yield Schema(name=name, url=with_search_path(url, name))
     finally:
         admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def dump(url: str) -> str:
+    """Every row of every table of the URL's schema, in a stable order, as text."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+            "ORDER BY table_name")]
+        lines = []
+        for table in tables:
+            columns = [r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = %s ORDER BY ordinal_position", (table,))]
+            order = ", ".join(f'"{c}"' for c in columns)
+            for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}'):
+                lines.append(f"{table}: {row!r}")
+        for seq in conn.execute("SELECT sequence_name FROM information_schema.sequences "
+                                "WHERE sequence_schema = current_schema() ORDER BY 1"):
+            lines.append(f"{seq[0]}: {conn.execute(f'SELECT last_value FROM {seq[0]}').fetchone()[0]}")
+        return "\n".join(lines)

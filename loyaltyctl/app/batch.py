@@ -14,6 +14,7 @@ re-evaluated against a later state. txn ids stay idempotency keys for everything
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Callable
@@ -28,7 +29,8 @@ from ..io.rejects import RejectsWriter
 from ..store import imports as sql
 from ..store import members as member_store
 from ..store import readers, writers
-from ..store.connection import Database
+from ..errors import DatabaseError
+from ..store.connection import ATTEMPTS, Database, Retry
 from ..store.readers import require_program
 
 BATCH = 2000  # rows in the first committed chunk
@@ -50,6 +52,7 @@ class Summary:
     all_or_nothing: bool = False
     rolled_back: bool = False
     effects: list[dict] = field(default_factory=list)  # --dry-run: balances and tiers it would change
+    pending: list[dict] = field(default_factory=list)  # rejected rows of the transaction under way
 
     KEEP = 20
 
@@ -57,8 +60,24 @@ class Summary:
         self.rejected += 1
         if len(self.rejects) < self.KEEP:
             self.rejects.append(row)
+        self.pending.append(row)
+
+    def write_rejects(self) -> None:
+        """Into the rejects file, the transaction's rejected rows (before its checkpoint commits)."""
         if self.on_reject:
-            self.on_reject(row)
+            for row in self.pending:
+                self.on_reject(row)
+            self.on_reject.flush()
+        self.pending = []
+
+    def counts(self) -> tuple:
+        return self.applied, self.duplicates, self.rejected, self.rows, len(self.rejects)
+
+    def restore(self, counts: tuple) -> None:
+        """Back to the counts before a transaction a concurrent writer made run again."""
+        self.applied, self.duplicates, self.rejected, self.rows, kept = counts
+        del self.rejects[kept:]
+        self.pending = []
 
     def as_dict(self) -> dict:
         return {"rows": self.rows, "applied": self.applied, "duplicates": self.duplicates,
@@ -302,13 +321,13 @@ def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry
 def _loop(db: Database, source: Source, apply_chunk, summary: Summary, all_or_nothing: bool, dry_run: bool,
           progress, checkpoint: str | None = None, resume: dict | None = None) -> Summary:
     whole = all_or_nothing or dry_run
-    rows = source.rows
-    if resume:
-        rows = _after(rows, resume["line"])
+    rows = _Rewind(_after(source.rows, resume["line"]) if resume else source.rows)
     run_id = resume["id"] if resume else None
     done = False
+    retries = 0
     while not done:
         tx = db.rollback_only() if dry_run else db.write()
+        before = summary.counts()
         try:
             with tx:
                 watch = _Effects(db) if dry_run else None
@@ -316,11 +335,10 @@ def _loop(db: Database, source: Source, apply_chunk, summary: Summary, all_or_no
                                     watch.see if watch else None)
                 if watch:
                     summary.effects = watch.changes()
+                summary.write_rejects()  # rejects up to the checkpoint survive a kill
                 if all_or_nothing and summary.rejected and not dry_run:
                     raise _Abort()
                 if checkpoint:
-                    if summary.on_reject is not None:
-                        summary.on_reject.flush()  # rejects up to the checkpoint survive a kill
                     state = {"line": max(line, summary.resumed_after), "rows": summary.rows,
                              "applied": summary.applied, "duplicates": summary.duplicates,
                              "rejected": summary.rejected, "done": done}
@@ -328,9 +346,43 @@ def _loop(db: Database, source: Source, apply_chunk, summary: Summary, all_or_no
         except _Abort:
             summary.applied = summary.duplicates = 0
             summary.rolled_back = True
+        except Retry:  # a concurrent writer (PostgreSQL): this transaction's rows again
+            retries += 1
+            if retries > ATTEMPTS:
+                raise DatabaseError(f"{db.path}: other writers kept changing the members this import "
+                                    "posts for; run it again (it resumes)") from None
+            summary.restore(before)
+            rows.rewind()
+            done = False
+            continue
+        rows.commit()
         if progress:
             progress(source.position(), summary.rows)
     return summary
+
+
+class _Rewind:
+    """Rows read since the last commit can be read again (a transaction run again)."""
+
+    def __init__(self, rows):
+        self.rows = iter(rows)
+        self.read: list = []
+        self.again: deque = deque()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self.again.popleft() if self.again else next(self.rows)
+        self.read.append(item)
+        return item
+
+    def rewind(self) -> None:
+        self.again.extendleft(reversed(self.read))
+        self.read = []
+
+    def commit(self) -> None:
+        self.read = []
 
 
 def _after(rows, line: int):

@@ -29,6 +29,7 @@ def expire(db: Database, as_of: str | None = None, program: str | None = None, d
     # read from its parent table in this transaction: skip SQLite's per-row foreign key lookups.
     tx = db.rollback_only() if dry_run else db.write(foreign_keys=False)
     with tx:
+        db.lock_all()
         sql.due_lots(db, at, program)
         members = [dict(r) for r in sql.due_summary(db)]
         summary = {"as_of": at, "program": program, "dry_run": dry_run,
@@ -49,6 +50,7 @@ def review(db: Database, as_of: str | None = None, program: str | None = None, d
     moves: list[dict] = []
     tx = db.rollback_only() if dry_run else db.write()
     with tx:
+        db.lock_all()
         recorded = fmt_ts(now())
         for code in codes:
             d = program_of(db, code)
@@ -164,6 +166,7 @@ def set_tier(db: Database, member_id: str, tier: str, reason: str, program: str 
     if lapse and lapse <= when:
         raise InputError(f"{lapse} must be after the change takes effect ({when})", field="until")
     with db.write():
+        db.lock_all()
         enr, d = resolve(db, member_id, program)
         d.require_tiers()
         level = d.known_level(tier)

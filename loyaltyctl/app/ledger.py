@@ -19,7 +19,7 @@ from ..errors import Conflict, InputError, NotFound
 from ..store import members as member_store
 from ..store import programs as program_store
 from ..store import readers, writers
-from ..store.connection import Database
+from ..store.connection import Database, transaction
 
 MAX_ID = 200
 
@@ -119,9 +119,7 @@ def result(db: Database, posting: Posting) -> TxnResult:
 
 
 def _post(db: Database, command) -> TxnResult:
-    with db.write():
-        posting = run(db, command)
-        return result(db, posting)
+    return transaction(db, lambda: result(db, run(db, command)))
 
 
 # --- use cases ------------------------------------------------------------------------------
@@ -171,7 +169,7 @@ def opening(db: Database, member_id: str, *, points: int, program_code=None, exp
 
 def anonymous_sale(db: Database, txn: str, program_code: str | None, amount: Decimal, at: str) -> str:
     """A non-member purchase, kept for analytics (average ticket); it earns nothing. Returns the status."""
-    return run(db, AnonymousSale(txn, program_code, at, amount)).status
+    return transaction(db, lambda: run(db, AnonymousSale(txn, program_code, at, amount))).status
 
 
 # --- enrollment -----------------------------------------------------------------------------
@@ -200,8 +198,7 @@ def enroll(db: Database, member_id: str, program_code: str, *, name=None, email=
     when = ts_or_now(at)
     tags = tag_list(tags)
     join = Join(member_id, program_code, when, tuple(tags), referred_by or None)
-    with db.write():
-        posting = run(db, join, lambda: _contact(db, member_id, name, email, account))
+    posting = transaction(db, lambda: run(db, join, lambda: _contact(db, member_id, name, email, account)))
     p = program(db, program_code)
     return Enrolled(member_id, program_code, when, tags, p.levels[0].name if p.tiered else None,
                     [{"member_id": m, "points": pts, "role": role} for m, pts, role in posting.credits])

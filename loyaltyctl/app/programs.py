@@ -29,6 +29,7 @@ def apply(db: Database, paths: list[str]) -> list[dict]:
         check_change(db, path, p)
     results = []
     with db.write():
+        db.lock_all()
         recorded = now_ts()
         for path, p in loaded:
             canonical = to_canonical_json(p)

@@ -21,6 +21,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 30_000
 
 
+def is_url(target: str) -> bool:
+    """A PostgreSQL connection URL rather than a file name."""
+    return target.startswith(("postgresql://", "postgres://"))
+
+
 def resolve_path(db: str | None) -> str:
     """--db wins, then LOYALTYCTL_DB, then the config file, then ./loyalty.db."""
     if db:
@@ -31,6 +36,30 @@ def resolve_path(db: str | None) -> str:
     from ..config import load_config
 
     return load_config().get("db") or "loyalty.db"
+
+
+class Retry(Exception):
+    """A concurrent transaction got there first (PostgreSQL: a serialization failure, a
+    deadlock, a key another writer just inserted): run the whole transaction again."""
+
+
+ATTEMPTS = 5
+
+
+def transaction(db, work):
+    """`work()` in one write transaction (or the caller's), run again when a concurrent writer
+    got there first; SQLite's single writer never needs it."""
+    if db.in_transaction:
+        return work()
+    for attempt in range(ATTEMPTS):
+        try:
+            with db.write():
+                return work()
+        except Retry:
+            if attempt == ATTEMPTS - 1:
+                raise DatabaseError(f"{db.path}: other writers kept changing what this command needs; "
+                                    "try again") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class Database:
@@ -118,6 +147,9 @@ class Database:
         finally:
             self._depth = 0
             self.conn.execute("ROLLBACK")
+
+    def lock_all(self) -> None:
+        """(PostgreSQL: hold off every other writer; SQLite's write transaction already does.)"""
 
     def large_cache(self, mib: int = 64) -> None:
         """A bigger page cache for this connection (batch imports, big catch-up jobs)."""
@@ -254,10 +286,15 @@ def _header(path: str) -> tuple[int, int, set[str]]:
 
 def open_db(path: str, *, create: bool = False, write: bool = True) -> Database:
     """Open a ledger (migrating it if older), or create one with create=True (`init`, `demo`).
+    A postgresql:// URL opens a PostgreSQL ledger (store/postgres.py); anything else is a file.
 
     A file that is not a ledger is refused untouched: it is identified before anything is
     written or its journal mode changed. write=False opens read-only (commands that only
     read), unless the ledger needs migrating first."""
+    if is_url(path):
+        from .postgres import open_pg
+
+        return open_pg(path, create=create)
     found = identify(path)
     if found.kind == "missing" and not create:
         raise DatabaseError(f"database {path} does not exist; create it with `loyaltyctl init`")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _TS = "%Y-%m-%dT%H:%M:%SZ"
 _PG_TS = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
@@ -64,6 +65,22 @@ class Dialect:
     def indexed_by(self, index: str) -> str:
         return f"INDEXED BY {index}" if self.name == "sqlite" else ""
 
+    def cross_join(self) -> str:
+        """SQLite's CROSS JOIN keeps its planner to the join order written; PostgreSQL plans freely."""
+        return "CROSS JOIN" if self.name == "sqlite" else "JOIN"
+
+    def or_fail(self) -> str:
+        """SQLite's OR FAIL spares a statement journal where the caller rolls back anyway."""
+        return "OR FAIL" if self.name == "sqlite" else ""
+
+    def for_update(self) -> str:
+        """Lock the rows read for a write that depends on them (SQLite: the write lock does)."""
+        return "" if self.name == "sqlite" else "FOR UPDATE"
+
+    def serial_key(self) -> str:
+        """A temporary table's key numbered 1, 2, ... in insertion order."""
+        return "INTEGER PRIMARY KEY" if self.name == "sqlite" else "BIGSERIAL PRIMARY KEY"
+
     def unary_plus(self) -> str:
         """SQLite's '+column' keeps the planner off an index on it; PostgreSQL needs no hint."""
         return "+" if self.name == "sqlite" else ""
@@ -72,11 +89,23 @@ class Dialect:
 SQLITE = Dialect("sqlite")
 POSTGRES = Dialect("postgresql")
 
-_NAMED = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|::|:[A-Za-z_][A-Za-z0-9_]*|\?|%|[^'\":?%]+|.", re.S)
 
 
+@lru_cache(maxsize=2048)
 def to_pyformat(sql: str) -> str:
-    """SQLite's :name and ? placeholders as psycopg's %(name)s and %s."""
-    sql = sql.replace("%", "%%")
-    sql = _NAMED.sub(r"%(\1)s", sql)
-    return sql.replace("?", "%s")
+    """SQLite's :name and ? placeholders as psycopg's %(name)s and %s, outside quoted text
+    (a to_char pattern's 'HH24:MI' is text, not a parameter); literal % doubled."""
+    out = []
+    for token in _TOKEN.findall(sql):
+        if token.startswith(("'", '"')):
+            out.append(token.replace("%", "%%"))
+        elif token == "?":
+            out.append("%s")
+        elif token == "%":
+            out.append("%%")
+        elif token.startswith(":") and token != "::":
+            out.append(f"%({token[1:]})s")
+        else:
+            out.append(token)
+    return "".join(out)

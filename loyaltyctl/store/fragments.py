@@ -75,7 +75,7 @@ class Fragments:
             SELECT l.id AS lot, l.enrollment_id AS eid, l.remaining AS points FROM lots l
             WHERE {self.plus}l.remaining > 0 AND l.earned_at <= :t AND {condition} {scope}
             UNION ALL
-            SELECT l.id, l.enrollment_id, -m.points FROM lot_moves m CROSS JOIN lots l ON l.id = m.lot_id
+            SELECT l.id, l.enrollment_id, -m.points FROM lot_moves m {self.d.cross_join()} lots l ON l.id = m.lot_id
             WHERE m.effective_at > :t AND l.earned_at <= :t AND {condition} {scope}"""
 
     def balance_rows(self, lot_scope: str = "", entry_scope: str = "") -> str:
@@ -105,7 +105,7 @@ class Fragments:
             entries = f"SELECT p.enrollment_id AS eid, p.{value} AS v FROM entries p WHERE {window}"
         return f"""{entries}
             UNION ALL
-            SELECT p.enrollment_id, r.{value} FROM entries r CROSS JOIN entries p ON p.id = r.ref_entry_id
+            SELECT p.enrollment_id, r.{value} FROM entries r {self.d.cross_join()} entries p ON p.id = r.ref_entry_id
             WHERE r.ref_entry_id IS NOT NULL AND r.kind = 'refund' AND r.effective_at <= :t
               AND p.{value} IS NOT NULL AND {window}"""
 

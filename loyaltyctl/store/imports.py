@@ -51,10 +51,9 @@ def save_checkpoint(db: Database, run_id: int | None, key: str, state: dict) -> 
     """Record progress (inside the batch's transaction); returns the run's row id."""
     text = json.dumps(state, sort_keys=True)
     if run_id is None:
-        cur = db.execute(
-            "INSERT INTO job_runs (job, program_code, as_of, summary, recorded_at) VALUES (?, NULL, ?, ?, ?)",
+        return db.scalar(
+            "INSERT INTO job_runs (job, program_code, as_of, summary, recorded_at) VALUES (?, NULL, ?, ?, ?) RETURNING id",
             (key, _now(), text, _now()),
         )
-        return cur.lastrowid
     db.execute("UPDATE job_runs SET summary = ?, recorded_at = ? WHERE id = ?", (text, _now(), run_id))
     return run_id

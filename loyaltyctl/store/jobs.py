@@ -22,8 +22,8 @@ def due_lots(db: Database, as_of: str, program: str | None) -> None:
     drop_due(db)
     # seq numbers the due lots; their expiry entries get ids base + seq (see record_due).
     db.execute(
-        """CREATE TEMP TABLE _due (seq INTEGER PRIMARY KEY, lot_id INTEGER UNIQUE, enrollment_id INTEGER,
-                                   points INTEGER, expires_at TEXT, rule TEXT)"""
+        f"""CREATE TEMP TABLE _due (seq {db.dialect.serial_key()}, lot_id BIGINT UNIQUE, enrollment_id BIGINT,
+                                    points BIGINT, expires_at TEXT, rule TEXT)"""
     )
     # Fast path: lots without inactivity expiry. The partial index on open lots' expiry counts
     # them; a nightly run with few due lots reads them by it, a catch-up with many by a table
@@ -54,8 +54,8 @@ def due_lots(db: Database, as_of: str, program: str | None) -> None:
     # One row per enrollment: the summary, the points_total decrement, and the program version
     # the expiry entries record (looked up once per enrollment rather than once per lot).
     db.execute(
-        """CREATE TEMP TABLE _due_sum (enrollment_id INTEGER PRIMARY KEY, member_id TEXT, program_code TEXT,
-                                       version_id INTEGER, lots INTEGER, points INTEGER,
+        """CREATE TEMP TABLE _due_sum (enrollment_id BIGINT PRIMARY KEY, member_id TEXT, program_code TEXT,
+                                       version_id BIGINT, lots BIGINT, points BIGINT,
                                        first_expiry TEXT, last_expiry TEXT)"""
     )
     db.execute(
@@ -82,32 +82,38 @@ def due_summary(db: Database) -> list:
 def record_due(db: Database, recorded_at: str) -> None:
     """One expiry entry per due lot, effective at the lot's expiry time, with its lot move.
 
-    OR FAIL: a failing statement fails the whole transaction anyway (the caller rolls back),
-    so SQLite need not keep a statement journal (a copy of every page a statement touches)."""
-    n = db.scalar("SELECT count(*) FROM _due")
-    base = reserve(db, "entries", n)[0] - 1 if n else 0  # entry ids base + seq, seq = 1..n
+    OR FAIL (SQLite): a failing statement fails the whole transaction anyway (the caller rolls
+    back), so SQLite need not keep a statement journal (a copy of every page a statement touches)."""
+    fail = db.dialect.or_fail()
+    if db.dialect.name == "sqlite":  # ids reserved in one block under the write lock: base + seq
+        n = db.scalar("SELECT count(*) FROM _due")
+        ident, move_entry, join = ":base + d.seq", ":base + d.seq", ""
+        base = reserve(db, "entries", n)[0] - 1 if n else 0
+    else:  # from the sequence, found again by the entry's txn id
+        ident, move_entry, base = "nextval('entries_id_seq')", "e.id", 0
+        join = "JOIN entries e ON e.txn_id = 'expire-' || CAST(d.lot_id AS TEXT)"
     # LEFT JOIN: a due lot without its _due_sum row gets no version and fails NOT NULL, so every
     # lot move below has its entry.
     db.execute(
-        """INSERT OR FAIL INTO entries (id, txn_id, enrollment_id, kind, rule_kind, program_version_id, points,
+        f"""INSERT {fail} INTO entries (id, txn_id, enrollment_id, kind, rule_kind, program_version_id, points,
                                         uncovered, effective_at, recorded_at)
-           SELECT :base + d.seq, 'expire-' || d.lot_id, d.enrollment_id, 'expire', d.rule, s.version_id, -d.points, 0,
-                  d.expires_at, :at
+           SELECT {ident}, 'expire-' || CAST(d.lot_id AS TEXT), d.enrollment_id, 'expire', d.rule, s.version_id,
+                  -d.points, 0, d.expires_at, :at
            FROM _due d LEFT JOIN _due_sum s ON s.enrollment_id = d.enrollment_id
            ORDER BY d.seq""",
         {"at": recorded_at, "base": base},
     )
     db.execute(
-        "INSERT OR FAIL INTO lot_moves (lot_id, entry_id, points, effective_at) "
-        "SELECT d.lot_id, :base + d.seq, -d.points, d.expires_at FROM _due d ORDER BY d.seq",
+        f"INSERT {fail} INTO lot_moves (lot_id, entry_id, points, effective_at) "
+        f"SELECT d.lot_id, {move_entry}, -d.points, d.expires_at FROM _due d {join} ORDER BY d.seq",
         {"base": base},
     )
     db.execute(
-        """UPDATE OR FAIL enrollments SET points_total = points_total -
+        f"""UPDATE {fail} enrollments SET points_total = points_total -
                (SELECT s.points FROM _due_sum s WHERE s.enrollment_id = enrollments.id)
            WHERE id IN (SELECT enrollment_id FROM _due_sum)"""
     )
-    db.execute("UPDATE OR FAIL lots SET remaining = 0 WHERE id IN (SELECT lot_id FROM _due)")
+    db.execute(f"UPDATE {fail} lots SET remaining = 0 WHERE id IN (SELECT lot_id FROM _due)")
 
 
 def drop_due(db: Database) -> None:

@@ -61,9 +61,10 @@ def load_book(db: Database, commands: list, now: str) -> Book:
     members = {m for cmd in commands if (m := _member_of(cmd))}
     members |= {cmd.referred_by for cmd in commands if isinstance(cmd, Join) and cmd.referred_by}
     _enrollments(db, book, members)
+    refunds = [cmd.ref for cmd in commands if isinstance(cmd, Refund)]
+    _lock(db, {eid for progs in book.enrolled.values() for eid in progs.values()} | _ref_owners(db, refunds))
     txns = [cmd.txn for cmd in commands if getattr(cmd, "txn", None)]
     _priors(db, book, txns)
-    refunds = [cmd.ref for cmd in commands if isinstance(cmd, Refund)]
     ref_enrollments = _refs(db, book, refunds)
     eids = {eid for progs in book.enrolled.values() for eid in progs.values()} | ref_enrollments
     fresh = [cmd for cmd in commands if getattr(cmd, "txn", None) not in book.priors]
@@ -80,6 +81,25 @@ def _posting_members(book: Book, fresh: list) -> set[str]:
     out |= {cmd.referred_by for cmd in fresh if isinstance(cmd, Join) and cmd.referred_by}
     out |= {ref.entry.enrollment_id for cmd in fresh if isinstance(cmd, Refund) and (ref := book.refs.get(cmd.ref))}
     return out
+
+
+def _ref_owners(db: Database, txns: list[str]) -> set[int]:
+    if not txns:
+        return set()
+    d = db.dialect
+    return {r[0] for r in db.all(f"SELECT enrollment_id FROM entries WHERE txn_id IN {d.texts('ids')}",
+                                 {"ids": d.values(set(txns))})}
+
+
+def _lock(db: Database, eids: set[int]) -> None:
+    """Lock the enrollments the batch may post for, in id order (no deadlock between batches),
+    before reading anything else of them: what is read next cannot change until the batch is
+    written. (SQLite's write transaction already holds the whole ledger.)"""
+    lock = db.dialect.for_update()
+    if lock and eids:
+        d = db.dialect
+        db.all(f"SELECT id FROM enrollments WHERE id IN {d.ids('ids')} ORDER BY id {lock}",
+               {"ids": d.values(eids)})
 
 
 def _enrollments(db: Database, book: Book, members: set[str]) -> None:

@@ -282,7 +282,7 @@ def _lot_points_expiring(db: Database, scope: str) -> str:
         SELECT l.id, l.enrollment_id, l.remaining FROM lots l
         WHERE l.inactivity_days IS NOT NULL AND l.remaining > 0 AND l.earned_at <= :t AND {in_window} {scope}
         UNION ALL
-        SELECT l.id, l.enrollment_id, -m.points FROM lot_moves m CROSS JOIN lots l ON l.id = m.lot_id
+        SELECT l.id, l.enrollment_id, -m.points FROM lot_moves m {db.dialect.cross_join()} lots l ON l.id = m.lot_id
         WHERE m.effective_at > :t AND l.earned_at <= :t AND {in_window} {scope}"""
 
 
@@ -322,7 +322,7 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
         ), lagging AS (
             SELECT eid, n + 1 AS purchases, last_s, SUM(gap) * (3 - count(*)) AS median2  -- twice the median gap
             FROM (SELECT r.eid, r.n, r.last_s, g.gap, ROW_NUMBER() OVER (PARTITION BY r.eid ORDER BY g.gap) AS rn
-                  FROM late r CROSS JOIN purchase_gaps g ON g.enrollment_id = r.eid AND g.at_s <= :ts) ranked
+                  FROM late r {d.cross_join()} purchase_gaps g ON g.enrollment_id = r.eid AND g.at_s <= :ts) ranked
             WHERE rn IN ((n + 1) / 2, (n + 2) / 2)
             GROUP BY eid, n, last_s
         ), expiring AS (
@@ -336,16 +336,16 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
             SELECT eid FROM lagging UNION SELECT eid FROM idle
         ), bal AS (
             SELECT eid, SUM(points) AS balance FROM (
-                SELECT l.enrollment_id AS eid, l.remaining AS points FROM flagged f CROSS JOIN lots l
+                SELECT l.enrollment_id AS eid, l.remaining AS points FROM flagged f {d.cross_join()} lots l
                 ON l.enrollment_id = f.eid WHERE {f.plus}l.remaining > 0 AND l.earned_at <= :t AND {f.lot_alive}
                 UNION ALL
-                SELECT l.enrollment_id, -m.points FROM lot_moves m CROSS JOIN lots l ON l.id = m.lot_id
+                SELECT l.enrollment_id, -m.points FROM lot_moves m {d.cross_join()} lots l ON l.id = m.lot_id
                 WHERE m.effective_at > :t AND l.enrollment_id IN (SELECT eid FROM flagged) AND l.earned_at <= :t
                   AND {f.lot_alive}
                 UNION ALL
                 SELECT n.id, n.uncovered - COALESCE((SELECT SUM(u.uncovered) FROM entries u
                                                      WHERE u.enrollment_id = n.id AND u.effective_at > :t), 0)
-                FROM flagged f CROSS JOIN enrollments n ON n.id = f.eid
+                FROM flagged f {d.cross_join()} enrollments n ON n.id = f.eid
             ) bp GROUP BY eid
         )
         SELECT r.*, :ts - {d.epoch("r.last_purchase")} AS since_s FROM (
