@@ -79,7 +79,7 @@ def _activity(db: Database, rng: random.Random, member: str, program: str, joine
                     ledger.refund(db, txn, amount=(amount / 2).quantize(Decimal("0.01")), at=at)
             if rng.random() < 0.12:
                 d = ledger.program(db, program)
-                rewards = sorted(d.rewards.values(), key=lambda r: r["points"])
+                rewards = sorted((r for r in d.rewards.values() if r.get("points")), key=lambda r: r["points"])
                 if rewards:
                     ledger.redeem(db, member, reward=rewards[0]["code"], at=at)
         except LoyaltyError:
