@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -11,7 +11,7 @@ from .common import (AtOpt, Format, FormatOpt, MemberArg, ProgramOpt, RewardOpt,
                      complete_partners, db, default_program, flat, reader)
 
 PANEL = "Transactions"
-RESULT_FIELDS = ["status", "txn_id", "member_id", "program", "kind", "rule", "amount", "points",
+RESULT_FIELDS = ["status", "txn_id", "member_id", "program", "kind", "rule", "amount", "points", "paid_points",
                  "effective_at", "balance", "tier", "upgraded_to"]
 
 
@@ -21,7 +21,10 @@ def _show(result: dict, fmt: Format) -> None:
     if fmt is Format.table:
         verb = "already recorded" if result["status"] == "duplicate" else "recorded"
         line = (f"{result['txn_id']} {verb}: {result['points']:+d} points for {result['member_id']} "
-                f"({result['program']}); balance {result['balance']}")
+                f"({result['program']})")
+        if result.get("paid_points"):
+            line += f", paid {result['paid_points']} points"
+        line += f"; balance {result['balance']}"
         if result.get("tier"):
             line += f", tier {result['tier']}"
         if result.get("upgraded_to"):
@@ -67,20 +70,32 @@ def register(app: typer.Typer) -> None:
                                                      autocompletion=complete_events)] = None,
         partner: Annotated[Optional[str], typer.Option("--partner", help="Purchase made at this partner.",
                                                        autocompletion=complete_partners)] = None,
+        line: Annotated[Optional[List[str]], typer.Option("--line", metavar="SKU:QTY:PRICE[:DISCOUNT]", help="A purchase line (repeat for each); the amount is their total.",
+                                                          callback=parse.lines)] = None,
+        basket: Annotated[Optional[str], typer.Option("--basket", metavar="<file>", help="The lines as JSON (- reads stdin): [{\"sku\", \"quantity\", \"unit_price\", \"discount\", \"category\"}, ...].")] = None,
+        discount: Annotated[Optional[List[str]], typer.Option("--discount", metavar="[CATEGORY:]AMOUNT", help="A discount on the whole order, or on one category's lines (repeatable).",
+                                                              callback=parse.discounts)] = None,
+        pay_points: Annotated[Optional[str], typer.Option("--pay-points", metavar="<int>", help="Points paying part of the order (at the program's point value).",
+                                                          callback=parse.points)] = None,
+        no_points: Annotated[bool, typer.Option("--no-points", help="Record the purchase for tiers and analytics without earning points.")] = False,
         program: ProgramOpt = None,
         txn: TxnOpt = None,
         at: AtOpt = None,
         fmt: FormatOpt = Format.table,
     ):
-        """Credit points for a purchase (--amount) or an engagement action (--event).
+        """Credit points for a purchase (--amount, or its --line s) or an engagement action (--event).
 
-        Example: loyaltyctl earn M00001 --amount 23.45 --txn POS-1001
+        A basket earns per line (see `program show`); --pay-points pays part of the order
+        with points in the same transaction.
+
+        Example: loyaltyctl earn M00001 --line LATTE:2:3.40 --line CROISSANT:1:2.60 --txn POS-1001
         """
         from ..app import ledger
 
         database = db(ctx)
+        order = ledger.Order(line or (), basket, discount or (), pay_points, no_points)
         _show(ledger.earn(database, member_id, program_code=default_program(program, database), amount=amount,
-                           partner=partner, event=event, txn=txn, at=at).as_dict(), fmt)
+                           partner=partner, event=event, txn=txn, at=at, order=order).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def redeem(
@@ -110,6 +125,8 @@ def register(app: typer.Typer) -> None:
         ref_txn: Annotated[str, typer.Argument(metavar="TXN_ID", help="The purchase or redemption to refund.")],
         amount: Annotated[Optional[str], typer.Option("--amount", help="Part of the purchase refunded (default: all that is left).",
                                                       callback=parse.amount)] = None,
+        line: Annotated[Optional[List[str]], typer.Option("--line", metavar="SKU[:QTY]", help="Lines of a basket purchase refunded (repeatable; default: all that is left).",
+                                                          callback=parse.refund_lines)] = None,
         txn: TxnOpt = None,
         at: AtOpt = None,
         fmt: FormatOpt = Format.table,
@@ -117,14 +134,16 @@ def register(app: typer.Typer) -> None:
         """Claw back a purchase's points, or cancel a redemption.
 
         A purchase nets what its remaining amount would earn at the same rate; a
-        claw-back may leave the member owing points. A cancelled redemption puts its
-        points back in the lots they came from, unless those lots have expired.
+        basket's refunded lines give back exactly the points they earned; points that
+        paid part of the order come back in the share refunded. A claw-back may leave
+        the member owing points. A cancelled redemption puts its points back in the
+        lots they came from, unless those lots have expired.
 
-        Example: loyaltyctl refund POS-1001 --amount 10.00
+        Example: loyaltyctl refund POS-1001 --line CROISSANT:1
         """
         from ..app import ledger
 
-        _show(ledger.refund(db(ctx), ref_txn, amount=amount, txn=txn, at=at).as_dict(), fmt)
+        _show(ledger.refund(db(ctx), ref_txn, amount=amount, txn=txn, at=at, lines=line or ()).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def adjust(
