@@ -69,7 +69,7 @@ def explain(db: Database, txn_id: str) -> dict:
         lines.append(f"referral rule earn[{e['rule_index']}]: {e['reason']}")
     elif e["kind"] == "redeem":
         lines.append(f"redeemed {-e['points']} points" + (f" for reward {e['reward']}" if e["reward"] else "")
-                     + ", taken from the lots that expire soonest")
+                     + (f" ({e['reason']})" if e["reason"] else "") + ", taken from the lots that expire soonest")
     elif e["kind"] == "refund":
         ref = readers.entry_by_id(db, e["ref_entry_id"])
         lines.append(f"cancels redemption {ref.txn_id}: points go back to their lots unless those expired")

@@ -97,13 +97,14 @@ class TxnResult:
     amount: str | None = None
     tier: str | None = None
     upgraded_to: str | None = None
-    paid_points: int | None = None
+    paid_points: int | None = None  # a purchase: points that paid part of it
+    returned_points: int | None = None  # its refund: those points given back
 
     def as_dict(self) -> dict:
         """The result's fields; those that do not apply (amount of a redemption, tier of an
-        untiered program, upgrade, points paid) are left out."""
+        untiered program, upgrade, points paid or given back) are left out."""
         return {k: v for k, v in asdict(self).items()
-                if v is not None or k not in ("amount", "tier", "upgraded_to", "paid_points")}
+                if v is not None or k not in ("amount", "tier", "upgraded_to", "paid_points", "returned_points")}
 
 
 def result(db: Database, posting: Posting) -> TxnResult:
@@ -118,8 +119,15 @@ def result(db: Database, posting: Posting) -> TxnResult:
         balance=member_store.balance_at(db, enr.id, at),
         amount=money(abs(e.amount_e4)) if e.amount_e4 is not None else None,
         tier=member_store.tier_at(db, enr.id, at) if p.tiered else None, upgraded_to=posting.upgraded,
-        paid_points=next((-x.points for x in posting.entries if x.kind == "redeem" and x.ref_entry_id is not None),
-                         None))
+        **_payment(posting))
+
+
+def _payment(posting: Posting) -> dict:
+    """Points a purchase paid with (paid_points), or its refund gave back (returned_points)."""
+    for x in posting.entries:
+        if x.txn_id == posting.txn_id + engine.PAID_SUFFIX:
+            return {"paid_points": -x.points} if x.kind == "redeem" else {"returned_points": x.points}
+    return {}
 
 
 def _post(db: Database, command) -> TxnResult:
@@ -184,7 +192,7 @@ def earn(db: Database, member_id: str, *, program_code=None, amount: Decimal | N
 
 def redeem(db: Database, member_id: str, *, program_code=None, points: int | None = None, reward=None,
            txn=None, at=None) -> TxnResult:
-    if (points is None) == (reward is None):
+    if points is None and reward is None:
         raise InputError("give either points or a reward")
     return _post(db, Redeem(txn_id(txn, "redeem"), member_id, program_code, ts_or_now(at), at is not None,
                             points, reward))

@@ -12,7 +12,7 @@ from .common import (AtOpt, Format, FormatOpt, MemberArg, ProgramOpt, RewardOpt,
 
 PANEL = "Transactions"
 RESULT_FIELDS = ["status", "txn_id", "member_id", "program", "kind", "rule", "amount", "points", "paid_points",
-                 "effective_at", "balance", "tier", "upgraded_to"]
+                 "returned_points", "effective_at", "balance", "tier", "upgraded_to"]
 
 
 def _show(result: dict, fmt: Format) -> None:
@@ -24,6 +24,8 @@ def _show(result: dict, fmt: Format) -> None:
                 f"({result['program']})")
         if result.get("paid_points"):
             line += f", paid {result['paid_points']} points"
+        if result.get("returned_points"):
+            line += f", {result['returned_points']} paid points given back"
         line += f"; balance {result['balance']}"
         if result.get("tier"):
             line += f", tier {result['tier']}"
@@ -101,7 +103,7 @@ def register(app: typer.Typer) -> None:
     def redeem(
         ctx: typer.Context,
         member_id: MemberArg,
-        points: Annotated[Optional[str], typer.Option("--points", help="Points to redeem.", metavar="<int>",
+        points: Annotated[Optional[str], typer.Option("--points", help="Points to redeem (with a per-point --reward: the most to spend).", metavar="<int>",
                                                       callback=parse.points)] = None,
         reward: RewardOpt = None,
         program: ProgramOpt = None,
@@ -110,6 +112,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ):
         """Spend points on a reward or a number of points; refused if the balance is short.
+
+        A per-point reward (required_points, value_per_point) takes the largest multiple
+        of its required_points the member can afford, or --points allows.
 
         Example: loyaltyctl redeem M00001 --reward free_coffee
         """

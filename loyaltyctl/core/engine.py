@@ -395,18 +395,36 @@ def _redeem(book: Book, cmd: Redeem) -> Posting:
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
-    points = cmd.points if cmd.reward is None else p.reward_points(cmd.reward)
     _check_time(state, cmd.at, activity=True)
     have = sum(lot.remaining for lot in _live(state, cmd.at)) + state.debt
+    points, reason = _redeemed(p, cmd, have)
     if have < points:
         raise Conflict(f"insufficient points: member {cmd.member!r} has {have} available at {cmd.at}, "
                        f"redemption needs {points}")
     draft = _Draft(book)
     entry = draft.debit(state, cmd.txn, cmd.at, points, kind="redeem", rule_kind="redeem", reward=cmd.reward,
-                        content=text)
+                        reason=reason, content=text)
     if p.inactivity_days is not None or state.activity:
         draft.activity.append((state.enrollment.id, cmd.at))
     return draft.posting(cmd.txn, entry)
+
+
+def _redeemed(p, cmd: Redeem, have: int) -> tuple[int, str | None]:
+    """The points a redemption takes, and for a per-point reward what they are worth: the
+    largest multiple of its required_points the member can afford (at most --points)."""
+    if cmd.reward is None:
+        return cmd.points, None
+    spec = p.reward(cmd.reward)
+    if spec.get("points") is not None:
+        if cmd.points is not None:
+            raise InputError(f"reward {cmd.reward!r} costs {spec['points']} points: leave --points out", field="points")
+        return int(spec["points"]), None
+    step, value = int(spec["required_points"]), Decimal(str(spec["value_per_point"]))
+    points = rules.per_point_take(min(have, cmd.points) if cmd.points is not None else have, step)
+    if points == 0:
+        raise Conflict(f"reward {cmd.reward!r} takes points in multiples of {step}; member {cmd.member!r} has "
+                       f"{max(have, 0)} available" + (f" and offers {cmd.points}" if cmd.points is not None else ""))
+    return points, f"{points} points x {value.normalize():f} = {money(points * value, p.currency)} {p.currency}"
 
 
 def _adjust(book: Book, cmd: Adjust) -> Posting:

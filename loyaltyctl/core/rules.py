@@ -469,6 +469,12 @@ def _quoted(text: str) -> str:
     return json.dumps(text)
 
 
+def per_point_take(available: int, required: int) -> int:
+    """A per-point reward takes the largest multiple of `required` points available (Odoo:
+    10 points, 3 required -> 9 taken)."""
+    return max(available, 0) // required * required
+
+
 # --- events ----------------------------------------------------------------------------
 
 

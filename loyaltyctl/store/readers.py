@@ -204,7 +204,8 @@ def _debiting(book: Book, commands: list) -> set[str]:
     """Members whose lots a command of the batch may take from (or give back to)."""
     out = set()
     for cmd in commands:
-        if isinstance(cmd, (Redeem, Refund)) or (isinstance(cmd, Adjust) and cmd.points < 0):
+        if isinstance(cmd, (Redeem, Refund)) or (isinstance(cmd, Adjust) and cmd.points < 0) or \
+                (isinstance(cmd, Purchase) and cmd.pay_points):
             out.add(getattr(cmd, "member", None) or "")
     return out
 
