@@ -312,4 +312,23 @@ def _effects(db: Database, old: Program, new: Program, at: str) -> dict:
                                   "earned after the change")
     if new.inactivity_days is not None and new.inactivity_days != old.inactivity_days:
         effects.update(_inactivity_effect(db, new, at))
+    effects.update(_earning_effect(db, new, at))
     return effects
+
+
+def _earning_effect(db: Database, new: Program, at: str) -> dict:
+    """Who the program's validity and eligible tags keep from earning."""
+    out: dict = {}
+    tags = program_store.member_tags(db, new.code, at)
+    if new.eligible_tags:
+        barred = sum(1 for t in tags if not rules.eligible(new, t))
+        out.update(ineligible_members=barred, note_eligibility=(
+            f"only members tagged {' or '.join(new.eligible_tags)} earn: {barred} of {len(tags)} members "
+            "cannot earn"))
+    if new.starts_at or new.ends_at:
+        why = rules.earning_refusal(new, at)
+        span = f"from {new.starts_at or 'the start'} until {new.ends_at or 'further notice'}"
+        out.update(earning_open=why is None, note_validity=(
+            f"earning runs {span}: " + (f"refused now ({why}) for all {len(tags)} members" if why
+                                        else f"open now for {len(tags)} members")))
+    return out

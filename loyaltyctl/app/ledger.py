@@ -12,7 +12,7 @@ from decimal import Decimal
 from ..core import engine, rules
 from ..core.program import Program, unknown_program
 from ..core.records import (
-    Adjust, AnonymousSale, Enrollment, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
+    NEVER, Adjust, AnonymousSale, Enrollment, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
 )
 from ..core.values import money, now_ts, parse_key, tag_list, ts_or_now
 from ..errors import Conflict, InputError, NotFound
@@ -208,11 +208,16 @@ def refund(db: Database, ref_txn: str, *, amount: Decimal | None = None, txn=Non
                             tuple(lines)))
 
 
-def adjust(db: Database, member_id: str, *, points: int, reason: str, program_code=None, txn=None, at=None) -> TxnResult:
+def adjust(db: Database, member_id: str, *, points: int, reason: str, program_code=None, txn=None, at=None,
+           expires_at: str | None = None, never_expires: bool = False) -> TxnResult:
+    """Points added or removed by hand; added points may expire at a date of their own, or never."""
     if not (reason or "").strip():
         raise InputError("an adjustment needs a reason", field="reason")
+    if expires_at is not None and never_expires:
+        raise InputError("give --expires-at or --never-expires, not both", field="never_expires")
+    until = NEVER if never_expires else (ts_or_now(expires_at, "expires_at") if expires_at else None)
     return _post(db, Adjust(txn_id(txn, "adjust"), member_id, program_code, ts_or_now(at), at is not None,
-                            points, reason))
+                            points, reason, until))
 
 
 def opening(db: Database, member_id: str, *, points: int, program_code=None, expires_at: str | None = None,

@@ -118,7 +118,7 @@ def _show_plan(plans: list[dict]) -> None:
                          f"{effects['liability_before']} -> {effects['liability_after']}")
             lines.append(f"expiring within 30 days: {effects['expiring_30d_points']} points, within 90 days: "
                          f"{effects['expiring_90d_points']} points")
-            for key in ("note_expiry", "note_inactivity", "note_tiers"):
+            for key in ("note_expiry", "note_inactivity", "note_tiers", "note_eligibility", "note_validity"):
                 if effects.get(key):
                     lines.append(effects[key])
             for line in lines:

@@ -157,6 +157,9 @@ def register(app: typer.Typer) -> None:
         points: Annotated[str, typer.Option("--points", help="Points to add (negative to remove: --points=-50).",
                                             metavar="<int>", callback=parse.signed_points)],
         reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
+        expires_at: Annotated[Optional[str], typer.Option("--expires-at", help="Points added expire then, not by the program's rule (ISO-8601).",
+                                                          callback=parse.moment)] = None,
+        never_expires: Annotated[bool, typer.Option("--never-expires", help="Points added never expire (not even for inactivity).")] = False,
         program: ProgramOpt = None,
         txn: TxnOpt = None,
         at: AtOpt = None,
@@ -164,10 +167,13 @@ def register(app: typer.Typer) -> None:
     ):
         """Add or remove points by hand, with a reason (goodwill, corrections).
 
+        Points added expire by the program's rule unless --expires-at or --never-expires says otherwise.
+
         Example: loyaltyctl adjust M00001 --points=-50 --reason "double scan"
         """
         from ..app import ledger
 
         database = db(ctx)
         _show(ledger.adjust(database, member_id, points=points, reason=reason,
-                             program_code=default_program(program, database), txn=txn, at=at).as_dict(), fmt)
+                             program_code=default_program(program, database), txn=txn, at=at,
+                             expires_at=expires_at, never_expires=never_expires).as_dict(), fmt)

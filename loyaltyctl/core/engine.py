@@ -18,7 +18,7 @@ from . import rules
 from .program import unknown_program
 from .records import (
     Adjust, AnonymousSale, Book, Entry, Enrollment, Event, Join, Lot, MemberState, Move, Opening, Payment, Posting,
-    Prior, Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
+    NEVER, Prior, Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
 )
 from .values import check_precision, from_e4, money, not_future, num, to_e4
 
@@ -140,15 +140,18 @@ class _Draft:
 
     # --- points ---
 
-    def credit(self, state: MemberState, txn: str, at: str, points: int, expires_at: str | None, **fields) -> Entry:
-        """A crediting entry; its points go into a new lot, first repaying any debt."""
+    def credit(self, state: MemberState, txn: str, at: str, points: int, expires_at: str | None, *,
+               inactivity: bool = True, **fields) -> Entry:
+        """A crediting entry; its points go into a new lot, first repaying any debt. A lot
+        without `inactivity` never lapses for inactivity."""
         eid = state.enrollment.id
         debt = state.debt + self.debt.get(eid, 0)
         repay = min(-debt, points) if points > 0 else 0
         entry = self.entry(state, txn, at, points, repay, **fields)
         self.debt[eid] = self.debt.get(eid, 0) + repay
         if points > 0:
-            lot = Lot(self.new_id(), eid, entry.id, points, points, at, expires_at, state.program.inactivity_days)
+            lot = Lot(self.new_id(), eid, entry.id, points, points, at, expires_at,
+                      state.program.inactivity_days if inactivity else None)
             self.lots.append(lot)
             if repay:
                 self.moves.append(Move(lot.id, entry.id, -repay, at))
@@ -307,11 +310,10 @@ def _check_earning(state: MemberState, at: str) -> None:
     """A program earns only from starts_at until ends_at, and only for members with one of
     its eligible tags, if it names any."""
     p, enr = state.program, state.enrollment
-    if p.starts_at and at < p.starts_at:
-        raise Conflict(f"program {p.code!r} starts at {p.starts_at}: nothing earns before then", field="occurred_at")
-    if p.ends_at and at >= p.ends_at:
-        raise Conflict(f"program {p.code!r} ended at {p.ends_at}: nothing earns from then on", field="occurred_at")
-    if p.eligible_tags and not set(p.eligible_tags) & set(enr.tags):
+    why = rules.earning_refusal(p, at)
+    if why:
+        raise Conflict(why, field="occurred_at")
+    if not rules.eligible(p, enr.tags):
         raise Conflict(f"member {enr.member_id!r} may not earn in {p.code!r}: it is for members tagged "
                        f"{' or '.join(p.eligible_tags)}")
 
@@ -433,18 +435,34 @@ def _adjust(book: Book, cmd: Adjust) -> Posting:
         raise InputError("an adjustment needs a reason", field="reason")
     state = _member(book, cmd.member, cmd.program)
     p = state.program
-    text = rules.content(member=cmd.member, program=p.code, kind="adjust", points=cmd.points, reason=reason)
+    text = rules.content(member=cmd.member, program=p.code, kind="adjust", points=cmd.points, reason=reason,
+                         expires_at=cmd.expires_at)
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
     _check_time(state, cmd.at, activity=False)
+    if cmd.expires_at is not None and cmd.points < 0:
+        raise InputError("applies to points added (a removal takes from the lots that expire soonest)",
+                         field="never_expires" if cmd.expires_at == NEVER else "expires_at")
     draft = _Draft(book)
     fields = dict(kind="adjust", rule_kind="adjust", reason=reason, content=text)
     if cmd.points > 0:
-        entry = draft.credit(state, cmd.txn, cmd.at, cmd.points, rules.expiry_for(p, cmd.at), **fields)
+        entry = _credit_until(draft, state, cmd, cmd.points, cmd.expires_at, fields)
     else:
         entry = draft.debit(state, cmd.txn, cmd.at, -cmd.points, **fields)
     return draft.posting(cmd.txn, entry)
+
+
+def _credit_until(draft: _Draft, state: MemberState, cmd, points: int, expires_at: str | None, fields: dict) -> Entry:
+    """A credit expiring when the command says (NEVER: never, not even for inactivity), else
+    by the program's rule."""
+    if expires_at is None:
+        return draft.credit(state, cmd.txn, cmd.at, points, rules.expiry_for(state.program, cmd.at), **fields)
+    if expires_at == NEVER:
+        return draft.credit(state, cmd.txn, cmd.at, points, None, inactivity=False, **fields)
+    if expires_at <= cmd.at:
+        raise InputError(f"{expires_at} is not after the credit's time {cmd.at}", field="expires_at")
+    return draft.credit(state, cmd.txn, cmd.at, points, expires_at, **fields)
 
 
 def _opening(book: Book, cmd: Opening) -> Posting:
@@ -455,12 +473,11 @@ def _opening(book: Book, cmd: Opening) -> Posting:
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
-    if cmd.expires_at is not None and cmd.expires_at <= cmd.at:
+    if cmd.expires_at not in (None, NEVER) and cmd.expires_at <= cmd.at:
         raise InputError(f"{cmd.expires_at} is not after the opening balance's time {cmd.at}", field="expires_at")
     draft = _Draft(book)
-    expires = cmd.expires_at if cmd.expires_at is not None else rules.expiry_for(p, cmd.at)
-    entry = draft.credit(state, cmd.txn, cmd.at, cmd.points, expires, kind="opening", rule_kind="opening",
-                         reason="opening balance", content=text)
+    entry = _credit_until(draft, state, cmd, cmd.points, cmd.expires_at,
+                          dict(kind="opening", rule_kind="opening", reason="opening balance", content=text))
     return draft.posting(cmd.txn, entry)
 
 

@@ -469,6 +469,21 @@ def _quoted(text: str) -> str:
     return json.dumps(text)
 
 
+def eligible(program: Program, tags) -> bool:
+    """Whether a member of these tags may earn: the program names no eligible_tags, or the
+    member has one of them."""
+    return not program.eligible_tags or bool(set(program.eligible_tags) & set(tags))
+
+
+def earning_refusal(program: Program, at: str) -> str | None:
+    """Why nothing earns at `at` (before starts_at, from ends_at on), else None."""
+    if program.starts_at and at < program.starts_at:
+        return f"program {program.code!r} starts at {program.starts_at}: nothing earns before then"
+    if program.ends_at and at >= program.ends_at:
+        return f"program {program.code!r} ended at {program.ends_at}: nothing earns from then on"
+    return None
+
+
 def per_point_take(available: int, required: int) -> int:
     """A per-point reward takes the largest multiple of `required` points available (Odoo:
     10 points, 3 required -> 9 taken)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from ..core.engine import check_txn
-from ..core.records import AnonymousSale, Adjust, Event, Join, Opening, Purchase, Redeem, Refund
+from ..core.records import NEVER, AnonymousSale, Adjust, Event, Join, Opening, Purchase, Redeem, Refund
 from ..core.values import parse_amount, parse_points, tag_list, ts_or_now
 from ..errors import InputError, LoyaltyError, NotFound
 
@@ -211,8 +211,10 @@ def transaction(row: dict, program: str | None):
         return Adjust(txn, member, program, at, True, parse_points(need(row, "points"), "points", allow_negative=True),
                       need(row, "reason"))
     expires = _cell(row, "expires_at")
+    if expires and expires.lower() == NEVER:  # a balance that never expires
+        expires = NEVER
     return Opening(txn, member, program, at, True, parse_points(need(row, "points"), "points"),
-                   ts_or_now(expires, "expires_at") if expires else None)
+                   ts_or_now(expires, "expires_at") if expires not in (None, NEVER) else expires)
 
 
 def _redeem(row: dict, txn: str, member: str, program: str | None, at: str) -> Redeem:
