@@ -153,7 +153,7 @@ class Order:
     def purchase_only(self) -> str | None:
         """The option that makes this a purchase, if any (an event may carry none)."""
         for field, given in (("lines", self.lines or self.basket), ("discount", self.discounts),
-                             ("pay_points", self.pay_points), ("no_points", self.no_points)):
+                             ("paid_points", self.pay_points), ("no_points", self.no_points)):
             if given:
                 return field
         return None

@@ -327,12 +327,12 @@ def _payment_value(state: MemberState, cmd: Purchase, amount: Decimal) -> Decima
     value = cmd.pay_points * p.point_value
     if value > amount:
         raise InputError(f"{cmd.pay_points} points are worth {money(value, p.currency)}, more than the order's "
-                         f"{money(amount, p.currency)}", field="pay_points")
-    check_precision(value, p.currency, "pay_points")
+                         f"{money(amount, p.currency)}", field="paid_points")
+    check_precision(value, p.currency, "paid_points")
     have = sum(lot.remaining for lot in _live(state, cmd.at)) + state.debt
     if have < cmd.pay_points:
         raise Conflict(f"insufficient points: member {cmd.member!r} has {have} available at {cmd.at}, paying needs "
-                       f"{cmd.pay_points}", field="pay_points")
+                       f"{cmd.pay_points}", field="paid_points")
     return value
 
 

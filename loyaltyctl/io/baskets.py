@@ -119,6 +119,18 @@ def _json_discount(item, source: str, field: str) -> Discount:
     return Discount(value, None if category in (None, "") else label(category, "category", "discount"))
 
 
+def refund_json(text: str) -> tuple[tuple[str, int], ...]:
+    """The lines a refund names, as JSON: [{"sku": ..., "quantity": ...}, ...]."""
+    try:
+        data = json.loads(text[:MAX_BASKET_BYTES], parse_float=Decimal)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"not valid JSON ({str(exc)[:80]})", field="lines") from None
+    if not isinstance(data, list) or not all(isinstance(x, dict) and set(x) <= {"sku", "quantity"} and "sku" in x
+                                             for x in data):
+        raise InputError('a refund\'s lines are [{"sku": ..., "quantity": ...}, ...]', field="lines")
+    return tuple((label(x["sku"], "sku"), quantity(x.get("quantity", 1))) for x in data)
+
+
 def read_basket(path: str) -> Basket:
     """A JSON basket from a file, or from stdin (`-`)."""
     import sys
