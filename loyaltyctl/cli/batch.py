@@ -95,7 +95,7 @@ def import_transactions(
     Columns: txn_id, member_id, kind, occurred_at; then by kind: purchase amount
     \\[partner] \\[paid_points], or its lines (a `lines` JSON column, or --lines FILE)
     \\[discount]; redeem points|reward; refund ref_txn_id amount|lines; event event;
-    adjust points reason; opening points \\[expires_at|never]. An empty member_id on a
+    adjust points reason; opening points \\[expires_at] (a date, or never). An empty member_id on a
     purchase is an anonymous sale. Re-importing a file credits nothing twice.
     Exit 0 when every row applied (or was a duplicate), 1 when any was rejected.
 

@@ -726,6 +726,24 @@ def review_reason(program: Program, case: ReviewCase, target: Level) -> str:
     return reason
 
 
+def milestones_crossed(before: int, credits, thresholds) -> list[tuple[int, str]]:
+    """(threshold, moment) of each points milestone the running total crosses: `before` earned
+    until then, then `credits` (moment, points) in time order."""
+    out, total = [], before
+    for at, points in credits:
+        out += [(m, at) for m in thresholds if total < m <= total + points]
+        total += points
+    return out
+
+
+def tier_direction(program: Program, previous: str | None, tier: str) -> str:
+    """'up' or 'down' for a tier change (a tier the program no longer has counts as below)."""
+    old, new = program.level(previous), program.level(tier)
+    if old is None or new is None:
+        return "up" if old is None else "down"
+    return "up" if new.index > old.index else "down"
+
+
 # --- member data -----------------------------------------------------------------------------
 
 
