@@ -91,6 +91,16 @@ def test_a_purchase_without_points_counts_for_tiers(coffee):
                                                                      "--at", "2029-06-02T00:00:00Z")
 
 
+def test_a_community_program_records_purchases_without_points(coffee):
+    # club has no earn rules: a purchase is refused, one without points is recorded for analytics.
+    coffee("member", "enroll", "C1", "-p", "club", "--at", JOINED)
+    assert "has no spend rule" in coffee.fail("earn", "C1", "--amount", "20", "--at", AT)
+    r = coffee.json("earn", "C1", "--amount", "20", "--no-points", "--txn", "CL1", "--at", AT)
+    assert (r["rule"], r["points"], r["amount"]) == ("spend", 0, "20.00")
+    assert "0 points in all (--no-points)" in coffee("explain", "CL1").stdout
+    assert coffee("verify").exit_code == 0
+
+
 # --- tiers.upgrade_earns ------------------------------------------------------------------------
 
 # ERPNext's test_tier_selection program: 1 point per 1,000; Silver from 10,000, Gold from 20,000

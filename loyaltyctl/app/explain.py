@@ -72,7 +72,8 @@ def explain(db: Database, txn_id: str) -> dict:
                      + (f" ({e['reason']})" if e["reason"] else "") + ", taken from the lots that expire soonest")
     elif e["kind"] == "refund":
         ref = readers.entry_by_id(db, e["ref_entry_id"])
-        lines.append(f"cancels redemption {ref.txn_id}: points go back to their lots unless those expired")
+        what = f"{e['reason']} ({ref.txn_id}, in the share refunded)" if e["reason"] else f"cancels redemption {ref.txn_id}"
+        lines.append(f"{what}: points go back to their lots unless those expired")
     elif e["kind"] == "expire":
         cause = "no earn or redemption for the program's inactivity period" if e["rule_kind"] == "inactivity" \
             else "its expiry date"
@@ -127,6 +128,9 @@ def _explain_order(p: Program, enr, e: dict, rows: list, payment: dict | None, o
     if e["reason"]:
         lines.append(f"recorded with {e['reason']}: it counts for tiers and analytics")
     tier = f"tier {e['tier']} (multiplier {e['multiplier']})" if e["tier"] else "no tier multiplier"
+    if e["rule_index"] is None:  # --no-points where no spend rule applies
+        lines.append(f"{e['points']} points in all (--no-points)")
+        return
     if rows:
         cuts = rules.allocate(to_e4(cut), [x.paid_e4 for x in rows], rules.currency_step(cur))
         earned = rules.earn_basket(p, enr.tags, e["tier"], rows, enr.member_id, cuts)

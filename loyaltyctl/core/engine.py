@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from ..errors import Conflict, InputError, LoyaltyError, NotFound
 from . import rules
-from .program import unknown_program
+from .program import Rule, unknown_program
 from .records import (
     Adjust, AnonymousSale, Book, Entry, Enrollment, Event, Join, Lot, MemberState, Move, Opening, Payment, Posting,
     NEVER, Prior, Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
@@ -356,6 +356,8 @@ def _earning(state: MemberState, cmd: Purchase, amount: Decimal, lines, cut: Dec
 
 def _points(state: MemberState, cmd: Purchase, amount: Decimal, lines, cut: Decimal, tier: str | None):
     p, tags = state.program, state.enrollment.tags
+    if cmd.no_points and not p.spend_rules(tags):  # a program without spend rules still records the sale
+        return rules.Earning(0, Rule(None, {"rule": "spend", "points_per_unit": "0"}), Decimal(0), Decimal(1), ())
     if lines:
         step_cut = rules.allocate(to_e4(cut), [x.paid_e4 for x in lines], rules.currency_step(p.currency))
         earned = rules.earn_basket(p, tags, tier, lines, cmd.member, step_cut)
