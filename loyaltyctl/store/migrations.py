@@ -252,7 +252,7 @@ V_IDENTITY = [
 # a refund of lines adds rows under the refund's entry with the purchase's line_no and negative
 # quantity, discounts and points. Money in 1/10,000 of the currency.
 V_PURCHASE_LINES = [
-    """CREATE TABLE purchase_lines (
+    """CREATE TABLE IF NOT EXISTS purchase_lines (
         entry_id BIGINT NOT NULL REFERENCES entries(id),
         line_no INTEGER NOT NULL,
         sku TEXT NOT NULL,
