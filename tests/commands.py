@@ -62,6 +62,8 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
                   ["tiers", "set", "M1", "--reason", "vip"], ["tiers", "set", "M1", "--tier", "Platinum", "--reason", "x"]),
     "report expiring": (["report", "expiring"], ["report", "expiring", "--within", "0"],
                         ["report", "expiring", "--program", "nope"]),
+    "report milestones": (["report", "milestones", "--since", "2026-01-01"], ["report", "milestones"],
+                          ["report", "milestones", "--since", "2026-01-01", "--program", "nope"]),
     "report balances": (["report", "balances"], ["report", "balances", "--limit", "ten"],
                         ["report", "balances", "--program", "nope"]),
     "report tiers": (["report", "tiers"], ["report", "tiers", "--format", "xml"], ["report", "tiers", "--program", "nope"]),

@@ -306,6 +306,7 @@ CASES = {
     "tiers set": (["tiers", "set", "M1", "--tier", "Gold", "--reason", "vip", *AT], _rows, (), False),
     "report expiring": (["report", "expiring", "--as-of", "2027-01-01", "--within", "60"], _rows, (), False),
     "report balances": (["report", "balances", "--as-of", "2026-06-01"], _rows, (), False),
+    "report milestones": (["report", "milestones", "--since", "2026-01-01", "--until", "2026-07-01"], _rows, (), False),
     "report tiers": (["report", "tiers", "--as-of", "2026-06-01"], _rows, (), False),
     "nps record": (["nps", "record", "M1", "--score", "9", "--comment", "=great", "--response-id", "N9", *AT],
                    _rows, (), False),

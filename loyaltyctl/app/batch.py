@@ -53,6 +53,7 @@ class Summary:
     rolled_back: bool = False
     effects: list[dict] = field(default_factory=list)  # --dry-run: balances and tiers it would change
     pending: list[dict] = field(default_factory=list)  # rejected rows of the transaction under way
+    unmatched_lines: list[str] = field(default_factory=list)  # purchase_lines txn_ids no row of the file named
 
     KEEP = 20
 
@@ -161,30 +162,39 @@ def _contacts(db: Database, postings: list[Posting], contacts: dict) -> None:
 
 def import_transactions(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
                         enroll_unknown: bool = False, dry_run: bool = False, progress=None,
-                        rejects: str | None = None, overwrite: bool = False) -> Summary:
+                        rejects: str | None = None, overwrite: bool = False, lines: str | None = None) -> Summary:
+    """`lines`: a purchase_lines CSV holding the lines of the file's purchases (and line refunds)."""
     if program:
         require_program(db, program)
+    files = source_csv.purchase_lines(lines) if lines else {}
     source, handle = open_csv(path, source_csv.TXN_COLUMNS, source_csv.TXN_REQUIRED)
     digest = file_digest(path)
     key = f"import transactions {digest} {program or ''} {'enroll' if enroll_unknown else ''}" if digest else None
+    if key and lines:
+        key += f" lines {file_digest(lines)}"
+    seen: set[str] = set()
 
     def apply_chunk(chunk):
-        parsed = [_transaction(row, program) for _, row in chunk]
+        seen.update(row.get("txn_id", "").strip() for _, row in chunk)
+        parsed = [_transaction(row, program, files) for _, row in chunk]
         if enroll_unknown:
             parsed = _with_enrollments(db, parsed, program)
         return _post_chunk(db, parsed, {} if enroll_unknown else None)
 
     try:
         with sql.bulk_session(db, CACHE_MIB, CHECKPOINT_PAGES):
-            return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                        rejects=rejects, overwrite=overwrite, checkpoint=key)
+            summary = _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run,
+                           progress=progress, rejects=rejects, overwrite=overwrite, checkpoint=key)
     finally:
         handle.close()
+    if not summary.resumed_after:  # a resumed run did not read the rows before
+        summary.unmatched_lines = sorted(set(files) - seen)
+    return summary
 
 
-def _transaction(row: dict, program: str | None):
+def _transaction(row: dict, program: str | None, files: dict | None = None):
     try:
-        return [source_csv.transaction(row, program)]
+        return [source_csv.transaction(row, program, files)]
     except (LoyaltyError, ArithmeticError) as exc:
         return exc
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from ..core.records import Discount
 from ..core.values import fmt_ts, now
 from ..errors import LoyaltyError
 from ..store.connection import Database
@@ -44,10 +45,26 @@ def build(db: Database, members: int = MEMBERS, seed: int = 7) -> dict:
         for i in range(1, 13):
             ledger.enroll(db, f"C{i:03d}", "club", name=f"{rng.choice(names)} {chr(65 + i)}.",
                            at=fmt_ts(start + timedelta(days=rng.randrange(0, 300))))
+        _basket(db, today)
     # the nightly jobs, as cron would have run them
     jobs.expire(db, fmt_ts(today))
     jobs.review(db, fmt_ts(today))
     return {"programs": applied, "created": True}
+
+
+BASKET_TXN = "DEMO-BASKET-1"
+
+
+def _basket(db: Database, today) -> None:
+    """A café basket, so `loyaltyctl explain DEMO-BASKET-1` shows points per line: two lattes
+    and a croissant (a pastry, double points), with 0.50 off the order."""
+    from ..core.records import Line
+
+    ledger.enroll(db, "B0001", "coffee", name="Barbara B.", email="b0001@example.com",
+                  at=fmt_ts(today - timedelta(days=30)))
+    lines = (Line("LATTE", 2, Decimal("3.40")), Line("CROISSANT", 1, Decimal("2.60")))
+    ledger.earn(db, "B0001", program_code="coffee", txn=BASKET_TXN, at=fmt_ts(today - timedelta(days=2)),
+                order=ledger.Order(lines, discounts=(Discount(Decimal("0.50")),)))
 
 
 def _enrolled_before(db: Database, rng: random.Random, program: str, at: str) -> str | None:
@@ -79,7 +96,7 @@ def _activity(db: Database, rng: random.Random, member: str, program: str, joine
                     ledger.refund(db, txn, amount=(amount / 2).quantize(Decimal("0.01")), at=at)
             if rng.random() < 0.12:
                 d = ledger.program(db, program)
-                rewards = sorted(d.rewards.values(), key=lambda r: r["points"])
+                rewards = sorted((r for r in d.rewards.values() if r.get("points")), key=lambda r: r["points"])
                 if rewards:
                     ledger.redeem(db, member, reward=rewards[0]["code"], at=at)
         except LoyaltyError:

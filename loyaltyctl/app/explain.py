@@ -10,7 +10,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from ..core import rules
 from ..core.program import Program
-from ..core.values import from_e4, money, shift, ts_or_now
+from ..core.values import from_e4, money, shift, to_e4, ts_or_now
 from ..errors import NotFound
 from ..reports.points import outstanding
 from ..store import explain as sql
@@ -46,14 +46,20 @@ def explain(db: Database, txn_id: str) -> dict:
     }
     lines: list[str] = []
     if e["kind"] == "earn" and e["amount_e4"] is not None:
-        amount = from_e4(e["amount_e4"])
-        earned = rules.earn_points(amount, Decimal(e["rate"]), Decimal(e["multiplier"]))
-        out["arithmetic"] = earned.arithmetic(amount, Decimal(e["rate"]), Decimal(e["multiplier"]))
-        who = f"partner {e['partner']} rule" if e["partner"] else "spend rule"
-        tier = f"tier {e['tier']} (multiplier {e['multiplier']})" if e["tier"] else "no tier multiplier"
-        lines.append(f"{who} earn[{e['rule_index']}] of {enr.program} v{version['version']}: "
-                     f"{e['rate']} points per {definition['currency']}, {tier}, rounded down")
-        lines.append(out["arithmetic"])
+        view = Program(definition, number, e["program_version_id"])
+        payment = sql.payment_of(db, e["id"])
+        rows = sql.purchase_lines(db, e["id"])
+        if rows or payment or e["reason"] or not _rated(e):
+            _explain_order(view, enr, e, rows, payment, out, lines)
+        else:
+            amount = from_e4(e["amount_e4"])
+            earned = rules.earn_points(amount, Decimal(e["rate"]), Decimal(e["multiplier"]))
+            out["arithmetic"] = earned.arithmetic(amount, Decimal(e["rate"]), Decimal(e["multiplier"]))
+            who = f"partner {e['partner']} rule" if e["partner"] else "spend rule"
+            tier = f"tier {e['tier']} (multiplier {e['multiplier']})" if e["tier"] else "no tier multiplier"
+            lines.append(f"{who} earn[{e['rule_index']}] of {enr.program} v{version['version']}: "
+                         f"{e['rate']} points per {definition['currency']}, {tier}, rounded down")
+            lines.append(out["arithmetic"])
     elif e["kind"] == "refund" and e["rule_kind"] != "redeem":
         out.update(_clawback(db, e))
         lines.append(out["arithmetic"])
@@ -63,10 +69,11 @@ def explain(db: Database, txn_id: str) -> dict:
         lines.append(f"referral rule earn[{e['rule_index']}]: {e['reason']}")
     elif e["kind"] == "redeem":
         lines.append(f"redeemed {-e['points']} points" + (f" for reward {e['reward']}" if e["reward"] else "")
-                     + ", taken from the lots that expire soonest")
+                     + (f" ({e['reason']})" if e["reason"] else "") + ", taken from the lots that expire soonest")
     elif e["kind"] == "refund":
         ref = readers.entry_by_id(db, e["ref_entry_id"])
-        lines.append(f"cancels redemption {ref.txn_id}: points go back to their lots unless those expired")
+        what = f"{e['reason']} ({ref.txn_id}, in the share refunded)" if e["reason"] else f"cancels redemption {ref.txn_id}"
+        lines.append(f"{what}: points go back to their lots unless those expired")
     elif e["kind"] == "expire":
         cause = "no earn or redemption for the program's inactivity period" if e["rule_kind"] == "inactivity" \
             else "its expiry date"
@@ -102,6 +109,63 @@ def explain(db: Database, txn_id: str) -> dict:
         _tier_effects(db, enr.id, e, out, lines)
     out["explanation"] = lines
     return out
+
+
+def _rated(e: dict) -> bool:
+    return rules.earned_as_rated(e["points"], from_e4(e["amount_e4"]), Decimal(e["rate"]), Decimal(e["multiplier"]))
+
+
+def _explain_order(p: Program, enr, e: dict, rows: list, payment: dict | None, out: dict, lines: list[str]) -> None:
+    """A purchase with lines, a visit bonus, points paid or --no-points: what each line and
+    each per-order rule earned, worked out again by the rules that earned it."""
+    cur = p.currency
+    value = Decimal(-payment["points"]) * p.point_value if payment else Decimal(0)
+    cut = value if p.earn_on == "net" else Decimal(0)
+    if payment:
+        out["paid_points"] = -payment["points"]
+        lines.append(f"paid {-payment['points']} points ({money(value, cur)}) of the order with {payment['txn_id']}; "
+                     f"points earned on the {'net' if cut else 'gross'} amount (earn_on: {p.earn_on})")
+    if e["reason"]:
+        lines.append(f"recorded with {e['reason']}: it counts for tiers and analytics")
+    tier = f"tier {e['tier']} (multiplier {e['multiplier']})" if e["tier"] else "no tier multiplier"
+    if e["rule_index"] is None:  # --no-points where no spend rule applies
+        lines.append(f"{e['points']} points in all (--no-points)")
+        return
+    if rows:
+        cuts = rules.allocate(to_e4(cut), [x.paid_e4 for x in rows], rules.currency_step(cur))
+        earned = rules.earn_basket(p, enr.tags, e["tier"], rows, enr.member_id, cuts)
+        out["lines"] = [_line_row(p, x, how) for x, how in zip(rows, earned.lines)]
+        lines.append(f"{len(rows)} lines, {tier}; the lines' points rounded down once and shared by largest remainder")
+        lines += [_line_text(p, x, how) for x, how in zip(rows, earned.lines)]
+    else:
+        t = rules.purchase_terms(p, enr.tags, e["partner"], e["tier"], enr.member_id)
+        earned = rules.Earning(0, t.rule, t.rate, t.multiplier, (), t.order)
+        base = from_e4(e["amount_e4"]) - cut
+        exact = base * t.rate * t.multiplier
+        out["arithmetic"] = f"{money(base)} x {t.rate} x {t.multiplier} = {exact.normalize():f} -> {int(exact)}"
+        lines.append(f"earn[{t.rule.index}] on the amount, {tier}: {out['arithmetic']}")
+    for rule, exact, points in earned.order:
+        lines.append(f"earn[{rule.index}] per order: {rule.get('points_per_unit')} x "
+                     f"{rules.tier_multiplier(p, rule, e['tier'])} = {exact.normalize():f} -> {points}")
+    lines.append(f"{e['points']} points in all" + (" (--no-points)" if e["reason"] else ""))
+
+
+def _line_row(p: Program, x, how) -> dict:
+    return {"line": x.line_no, "sku": x.sku, "category": x.category, "quantity": x.quantity,
+            "unit_price": money(x.unit_price_e4, p.currency), "discount": money(x.discount_e4, p.currency),
+            "order_discount": money(x.order_discount_e4, p.currency), "paid": money(x.paid_e4, p.currency),
+            "rule": f"earn[{how.rule.index}]" if how.rule else None, "arithmetic": how.arithmetic(),
+            "points": x.points}
+
+
+def _line_text(p: Program, x, how) -> str:
+    cur = p.currency
+    less = [f"{money(v, cur)} {what}" for v, what in ((x.discount_e4, "off the line"),
+                                                       (x.order_discount_e4, "of the order discount")) if v]
+    price = f"{x.quantity} x {x.sku}" + (f" ({x.category})" if x.category else "") + f" at {money(x.unit_price_e4, cur)}"
+    price += (", less " + " and ".join(less) if less else "") + f" = {money(x.paid_e4, cur)}"
+    rule = f"earn[{how.rule.index}] per {how.rule.get('per', 'amount')}" if how.rule else "no rule covers it"
+    return f"line {x.line_no}: {price}; {rule}: {how.arithmetic()}; {x.points} points"
 
 
 def _tier_effects(db: Database, enrollment_id: int, e: dict, out: dict, lines: list[str]) -> None:
@@ -144,9 +208,24 @@ def _clawback(db: Database, e) -> dict:
     this = from_e4(-e["amount_e4"])
     left = purchase - refunded_before - this
     rate, mult = Decimal(ref["rate"]), Decimal(ref["multiplier"])
+    kept = ref["points"] - before["points"]
+    rows = sql.purchase_lines(db, e["id"])
+    if rows:
+        taken = "; ".join(f"{-x.quantity} x {x.sku} (line {x.line_no}) {x.points:+d}" for x in rows)
+        bonus = -e["points"] - -sum(x.points for x in rows)
+        return {"ref_txn_id": ref["txn_id"], "lines": [{"line": x.line_no, "sku": x.sku, "quantity": -x.quantity,
+                                                        "amount": money(-x.paid_e4), "points": x.points} for x in rows],
+                "arithmetic": f"refunded lines of {ref['txn_id']}: {taken}" + (
+                    f"; its last line takes back the {bonus} per-order points too" if bonus > 0 else "")}
+    if sql.payment_of(db, ref["id"]) or not _rated(ref):
+        target = int(ref["points"] * left / purchase)
+        return {"ref_txn_id": ref["txn_id"],
+                "arithmetic": (f"purchase {ref['txn_id']} {money(purchase)} earned {ref['points']} (not amount x rate: "
+                               f"it keeps the share of its points its remaining amount bears); remaining "
+                               f"{money(left)}: {ref['points']} x {money(left)} / {money(purchase)} -> {target}; {kept} "
+                               f"kept before this refund, so {kept - target} clawed back")}
     exact = left * rate * mult
     target = int(exact.to_integral_value(rounding=ROUND_FLOOR))
-    kept = ref["points"] - before["points"]
     return {
         "ref_txn_id": ref["txn_id"],
         "arithmetic": (f"purchase {ref['txn_id']} {money(purchase)} earned {ref['points']}; after refunds of "
@@ -237,4 +316,23 @@ def _effects(db: Database, old: Program, new: Program, at: str) -> dict:
                                   "earned after the change")
     if new.inactivity_days is not None and new.inactivity_days != old.inactivity_days:
         effects.update(_inactivity_effect(db, new, at))
+    effects.update(_earning_effect(db, new, at))
     return effects
+
+
+def _earning_effect(db: Database, new: Program, at: str) -> dict:
+    """Who the program's validity and eligible tags keep from earning."""
+    out: dict = {}
+    tags = program_store.member_tags(db, new.code, at)
+    if new.eligible_tags:
+        barred = sum(1 for t in tags if not rules.eligible(new, t))
+        out.update(ineligible_members=barred, note_eligibility=(
+            f"only members tagged {' or '.join(new.eligible_tags)} earn: {barred} of {len(tags)} members "
+            "cannot earn"))
+    if new.starts_at or new.ends_at:
+        why = rules.earning_refusal(new, at)
+        span = f"from {new.starts_at or 'the start'} until {new.ends_at or 'further notice'}"
+        out.update(earning_open=why is None, note_validity=(
+            f"earning runs {span}: " + (f"refused now ({why}) for all {len(tags)} members" if why
+                                        else f"open now for {len(tags)} members")))
+    return out

@@ -12,7 +12,7 @@ from decimal import Decimal
 from ..core import engine, rules
 from ..core.program import Program, unknown_program
 from ..core.records import (
-    Adjust, AnonymousSale, Enrollment, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
+    NEVER, Adjust, AnonymousSale, Enrollment, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
 )
 from ..core.values import money, now_ts, parse_key, tag_list, ts_or_now
 from ..errors import Conflict, InputError, NotFound
@@ -97,11 +97,14 @@ class TxnResult:
     amount: str | None = None
     tier: str | None = None
     upgraded_to: str | None = None
+    paid_points: int | None = None  # a purchase: points that paid part of it
+    returned_points: int | None = None  # its refund: those points given back
 
     def as_dict(self) -> dict:
         """The result's fields; those that do not apply (amount of a redemption, tier of an
-        untiered program, upgrade) are left out."""
-        return {k: v for k, v in asdict(self).items() if v is not None or k not in ("amount", "tier", "upgraded_to")}
+        untiered program, upgrade, points paid or given back) are left out."""
+        return {k: v for k, v in asdict(self).items()
+                if v is not None or k not in ("amount", "tier", "upgraded_to", "paid_points", "returned_points")}
 
 
 def result(db: Database, posting: Posting) -> TxnResult:
@@ -115,7 +118,16 @@ def result(db: Database, posting: Posting) -> TxnResult:
         rule=e.rule_kind, points=e.points, effective_at=e.effective_at,
         balance=member_store.balance_at(db, enr.id, at),
         amount=money(abs(e.amount_e4)) if e.amount_e4 is not None else None,
-        tier=member_store.tier_at(db, enr.id, at) if p.tiered else None, upgraded_to=posting.upgraded)
+        tier=member_store.tier_at(db, enr.id, at) if p.tiered else None, upgraded_to=posting.upgraded,
+        **_payment(posting))
+
+
+def _payment(posting: Posting) -> dict:
+    """Points a purchase paid with (paid_points), or its refund gave back (returned_points)."""
+    for x in posting.entries:
+        if x.txn_id == posting.txn_id + engine.PAID_SUFFIX:
+            return {"paid_points": -x.points} if x.kind == "redeem" else {"returned_points": x.points}
+    return {}
 
 
 def _post(db: Database, command) -> TxnResult:
@@ -125,39 +137,85 @@ def _post(db: Database, command) -> TxnResult:
 # --- use cases ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Order:
+    """What a purchase carries besides its amount: lines (--line, --basket), discounts,
+    points paying part of it, and whether it earns at all."""
+
+    lines: tuple = ()  # records.Line
+    basket: str | None = None  # a JSON basket file, or - for stdin
+    discounts: tuple = ()  # records.Discount
+    pay_points: int | None = None
+    no_points: bool = False
+
+    def purchase_only(self) -> str | None:
+        """The option that makes this a purchase, if any (an event may carry none)."""
+        for field, given in (("lines", self.lines or self.basket), ("discount", self.discounts),
+                             ("paid_points", self.pay_points), ("no_points", self.no_points)):
+            if given:
+                return field
+        return None
+
+    def basket_of(self):
+        from ..io.baskets import read_basket, with_discounts
+        from ..core.records import Basket
+
+        if self.lines and self.basket:
+            raise InputError("give lines with --line or with --basket, not both", field="basket")
+        if self.discounts and not (self.lines or self.basket):
+            raise InputError("applies to purchases with lines (--line or --basket)", field="discount")
+        if self.basket:
+            return with_discounts(read_basket(self.basket), self.discounts)
+        return Basket(tuple(self.lines), tuple(self.discounts)) if self.lines else None
+
+
 def earn(db: Database, member_id: str, *, program_code=None, amount: Decimal | None = None, partner=None,
-         event=None, txn=None, at=None) -> TxnResult:
-    """A purchase (at the first matching spend rule, or a partner's rule) or an engagement event."""
-    if (amount is None) == (event is None):
-        raise InputError("give either an amount (a purchase) or an event (an engagement action)")
+         event=None, txn=None, at=None, order: Order = Order()) -> TxnResult:
+    """A purchase (at the first matching spend rule, or a partner's rule; per line for a
+    basket) or an engagement event."""
+    purchase = amount is not None or bool(order.lines or order.basket)
+    if purchase == (event is not None):
+        raise InputError("give either an amount or lines (a purchase) or an event (an engagement action)")
     if partner and event:
         raise InputError("applies to purchases (an amount), not to events", field="partner")
+    if event is not None and order.purchase_only():
+        raise InputError("applies to purchases, not to events", field=order.purchase_only())
     when, given = ts_or_now(at), at is not None
     key = txn_id(txn, "earn")
     if event is not None:
         return _post(db, Event(key, member_id, program_code, when, given, event))
-    return _post(db, Purchase(key, member_id, program_code, when, given, amount, partner))
+    return _post(db, Purchase(key, member_id, program_code, when, given, amount, partner, order.basket_of(),
+                              order.pay_points, order.no_points))
 
 
 def redeem(db: Database, member_id: str, *, program_code=None, points: int | None = None, reward=None,
            txn=None, at=None) -> TxnResult:
-    if (points is None) == (reward is None):
+    if points is None and reward is None:
         raise InputError("give either points or a reward")
     return _post(db, Redeem(txn_id(txn, "redeem"), member_id, program_code, ts_or_now(at), at is not None,
                             points, reward))
 
 
 def refund(db: Database, ref_txn: str, *, amount: Decimal | None = None, txn=None, at=None,
-           member_id: str | None = None) -> TxnResult:
-    """Claw back a purchase's points (wholly or for part of its amount), or cancel a redemption."""
-    return _post(db, Refund(txn_id(txn, "refund"), ref_txn, ts_or_now(at), at is not None, amount, member_id))
+           member_id: str | None = None, lines: tuple = ()) -> TxnResult:
+    """Claw back a purchase's points (wholly, for part of its amount, or for some of its
+    lines: (sku, quantity) pairs), or cancel a redemption."""
+    if lines and amount is not None:
+        raise InputError("give lines or an amount, not both", field="lines")
+    return _post(db, Refund(txn_id(txn, "refund"), ref_txn, ts_or_now(at), at is not None, amount, member_id,
+                            tuple(lines)))
 
 
-def adjust(db: Database, member_id: str, *, points: int, reason: str, program_code=None, txn=None, at=None) -> TxnResult:
+def adjust(db: Database, member_id: str, *, points: int, reason: str, program_code=None, txn=None, at=None,
+           expires_at: str | None = None, never_expires: bool = False) -> TxnResult:
+    """Points added or removed by hand; added points may expire at a date of their own, or never."""
     if not (reason or "").strip():
         raise InputError("an adjustment needs a reason", field="reason")
+    if expires_at is not None and never_expires:
+        raise InputError("give --expires-at or --never-expires, not both", field="never_expires")
+    until = NEVER if never_expires else (ts_or_now(expires_at, "expires_at") if expires_at else None)
     return _post(db, Adjust(txn_id(txn, "adjust"), member_id, program_code, ts_or_now(at), at is not None,
-                            points, reason))
+                            points, reason, until))
 
 
 def opening(db: Database, member_id: str, *, points: int, program_code=None, expires_at: str | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ..core.program import Program
+from ..core import rules
 from ..core.values import from_e4, money, shift, ts_or_now
 from ..errors import InputError, NotFound
 from ..store import members as store
@@ -123,21 +124,34 @@ def rule_label(e) -> str:
     return e["rule_kind"]
 
 
+def _purchase_why(e) -> str:
+    """A purchase's arithmetic when it earned amount x rate x multiplier; else (lines, a visit
+    bonus, points paid, --no-points) where to see how."""
+    label = f"partner {e['partner']}" if e["partner"] else "spend"
+    tier = f" ({e['tier']})" if e["tier"] else ""
+    amount, rate, mult = from_e4(e["amount_e4"]), Decimal(e["rate"]), Decimal(e["multiplier"])
+    if e["reason"]:
+        return f"{label}: {money(e['amount_e4'])}{tier}, {e['reason']}"
+    if not rules.earned_as_rated(e["points"], amount, rate, mult):
+        return f"{label}: {money(e['amount_e4'])}{tier} -> {e['points']} (per line or bonus: explain {e['txn_id']})"
+    exact = amount * rate * mult
+    return f"{label}: {money(e['amount_e4'])} x {e['rate']} x {e['multiplier']}{tier} = {exact.normalize():f} -> {e['points']}"
+
+
 def why(e, moves: list[tuple[int, int]]) -> str:
     """One line saying how an entry came about."""
     lots = ", ".join(f"lot {lot} {points:+d}" for lot, points in moves if points)
     kind, rule = e["kind"], e["rule_kind"]
     if kind == "earn" and e["amount_e4"] is not None:
-        exact = from_e4(e["amount_e4"]) * Decimal(e["rate"]) * Decimal(e["multiplier"])
-        label = f"partner {e['partner']}" if e["partner"] else "spend"
-        tier = f" ({e['tier']})" if e["tier"] else ""
-        text = f"{label}: {money(e['amount_e4'])} x {e['rate']} x {e['multiplier']}{tier} = {exact.normalize():f} -> {e['points']}"
+        text = _purchase_why(e)
     elif kind == "earn" and rule == "event":
         text = f"event {e['event']}"
     elif kind == "earn" and rule == "referral":
         text = f"referral: {e['reason']}"
     elif kind == "redeem":
-        text = f"reward {e['reward']}" if e["reward"] else "points redeemed"
+        text = f"reward {e['reward']}" if e["reward"] else e["reason"] or "points redeemed"
+    elif kind == "refund" and rule == "redeem" and e["reason"]:
+        text = e["reason"]
     elif kind == "refund" and rule == "redeem":
         text = f"cancels redemption {e['ref_txn_id']}"
     elif kind == "refund":

@@ -79,11 +79,28 @@ def listing(db: Database) -> list[dict]:
     return out
 
 
+def _rule_row(index: int, spec: dict) -> dict:
+    """An earn rule as a row: its scope as text (categories, skus, but not)."""
+    row = dict(index=index, **{k: v for k, v in spec.items() if v is not None and k != "scope"})
+    scope = spec.get("scope") or {}
+    parts = [", ".join(scope.get(k) or ()) for k in ("categories", "skus")]
+    text = " + ".join(x for x in parts if x) or "all"
+    if scope.get("exclude_skus"):
+        text += " but " + ", ".join(scope["exclude_skus"])
+    if scope:
+        row["scope"] = text
+    return row
+
+
 def show(db: Database, code: str) -> dict:
     p = program(db, code)
     return {"code": p.code, "name": p.name, "version": p.version, "currency": p.currency,
             "point_value": str(p.point_value), "definition": p.data,
-            "earn": [dict(index=i, **{k: v for k, v in spec.items() if v is not None}) for i, spec in enumerate(p.earn)],
+            "earn": [_rule_row(i, spec) for i, spec in enumerate(p.earn)],
+            "catalogue": [{"sku": sku, "category": cat, "multiplier": str(p.multipliers.get(sku, ""))}
+                          for sku, cat in sorted(p.skus.items())]
+                         + [{"sku": None, "category": cat, "multiplier": str(p.multipliers.get(cat, ""))}
+                            for cat in sorted(p.categories - set(p.skus.values()) | set(p.multipliers) - set(p.skus))],
             "levels": [{"name": lv.name, "threshold": str(lv.threshold), "multiplier": str(lv.multiplier),
                         "perks": list(lv.perks)} for lv in p.levels],
             "rewards": list(p.rewards.values()),

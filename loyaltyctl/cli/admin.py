@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command(rich_help_panel=PANEL)
     def demo(ctx: typer.Context):
-        """Build a demo ledger from the example programs and show balances and tiers.
+        """Build a demo ledger from the example programs; show balances, tiers and a basket.
 
         Creates the database if needed; running it again only shows the tables.
 
@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
         """
         from .. import render
         from ..app import demo as demo_data
+        from ..app import explain as explaining
         from ..reports import points, tiers as tier_report
 
         database = db(ctx, create=True)
@@ -47,6 +48,11 @@ def register(app: typer.Typer) -> None:
         render.table(top.rows, top.columns, title="Top member balances", numeric=top.numeric)
         summary = tier_report.tiers(database)
         render.table(summary.rows, summary.columns, title="Tier summary", numeric=summary.numeric)
+        basket = explaining.explain(database, demo_data.BASKET_TXN)  # a purchase with lines, point by point
+        print(f"A basket purchase (loyaltyctl explain {demo_data.BASKET_TXN}): {basket['amount']} for "
+              f"{basket['points']} points")
+        for line in basket["explanation"]:
+            print(f"  {line}")
 
 
 def register_maintenance(app: typer.Typer) -> None:

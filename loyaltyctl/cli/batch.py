@@ -86,27 +86,34 @@ def import_transactions(
     force: RejectsForceOpt = False,
     all_or_nothing: AllOrNothingOpt = False,
     enroll_unknown: Annotated[bool, typer.Option("--enroll-unknown", help="Enroll unknown members in --program instead of rejecting their rows.")] = False,
+    lines: Annotated[Optional[str], typer.Option("--lines", metavar="<file>", help="A purchase_lines CSV (txn_id, sku, category, quantity, unit_price, discount) with the lines of the file's purchases.")] = None,
     dry_run: DryRunOpt = False,
     fmt: FormatOpt = Format.table,
 ):
     """Import purchases, redemptions, refunds, events, adjustments and opening balances.
 
     Columns: txn_id, member_id, kind, occurred_at; then by kind: purchase amount
-    \\[partner]; redeem points|reward; refund ref_txn_id amount; event event;
-    adjust points reason; opening points \\[expires_at]. An empty member_id on a
+    \\[partner] \\[paid_points], or its lines (a `lines` JSON column, or --lines FILE)
+    \\[discount]; redeem points|reward; refund ref_txn_id amount|lines; event event;
+    adjust points reason; opening points \\[expires_at] (a date, or never). An empty member_id on a
     purchase is an anonymous sale. Re-importing a file credits nothing twice.
     Exit 0 when every row applied (or was a duplicate), 1 when any was rejected.
 
-    Example: loyaltyctl import transactions sales-2026-11-23.csv --rejects rejects.csv
+    Example: loyaltyctl import transactions sales-2026-11-23.csv --lines lines-2026-11-23.csv
     """
     from ..app import batch as imports
 
-    _guard_rejects(ctx, rejects, path)
+    _guard_rejects(ctx, rejects, path, lines)
     database = db(ctx)
     with progress_bar(path) as progress:
         summary = imports.import_transactions(database, path, program=default_program(program, database),
                                               all_or_nothing=all_or_nothing, enroll_unknown=enroll_unknown,
-                                              dry_run=dry_run, progress=progress, rejects=rejects, overwrite=force)
+                                              dry_run=dry_run, progress=progress, rejects=rejects, overwrite=force,
+                                              lines=lines)
+    if summary.unmatched_lines:
+        shown = ", ".join(summary.unmatched_lines[:5]) + (", ..." if len(summary.unmatched_lines) > 5 else "")
+        print(f"warning: {lines}: {len(summary.unmatched_lines)} txn_id(s) no row of {path} names: {shown}",
+              file=sys.stderr)
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
 
 
@@ -220,12 +227,12 @@ def _output_error(path: str, exc: OSError):
     return InputError(f"--output {path}: {exc.strerror or exc}")
 
 
-def _guard_rejects(ctx: typer.Context, rejects: str | None, source: str) -> None:
-    """--rejects must not name the ledger or the file being imported."""
+def _guard_rejects(ctx: typer.Context, rejects: str | None, source: str, *more: str | None) -> None:
+    """--rejects must not name the ledger or a file being imported."""
     if rejects:
         from .. import paths
 
-        paths.guard(rejects, option="--rejects", ledger=state(ctx).path, inputs=[source])
+        paths.guard(rejects, option="--rejects", ledger=state(ctx).path, inputs=[source, *filter(None, more)])
 
 
 def register(app: typer.Typer) -> None:

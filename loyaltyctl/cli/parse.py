@@ -116,3 +116,33 @@ def factor(ctx, param, value: str) -> str:
 
     _usage(parse_factor, value)
     return value
+
+
+def _each(parse: Callable[[str], Any]) -> Callable:
+    """A repeatable option: each value parsed (io/baskets.py), a tuple of the results."""
+    def check(ctx, param, values):
+        return tuple(_usage(parse, v) for v in values or ())
+    return check
+
+
+def _line(value: str):
+    from ..io.baskets import parse_line
+
+    return parse_line(value)
+
+
+def _discount(value: str):
+    from ..io.baskets import parse_discount
+
+    return parse_discount(value)
+
+
+def _refund_line(value: str):
+    from ..io.baskets import parse_refund_line
+
+    return parse_refund_line(value)
+
+
+lines = _each(_line)
+discounts = _each(_discount)
+refund_lines = _each(_refund_line)

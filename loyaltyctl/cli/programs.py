@@ -118,7 +118,7 @@ def _show_plan(plans: list[dict]) -> None:
                          f"{effects['liability_before']} -> {effects['liability_after']}")
             lines.append(f"expiring within 30 days: {effects['expiring_30d_points']} points, within 90 days: "
                          f"{effects['expiring_90d_points']} points")
-            for key in ("note_expiry", "note_inactivity", "note_tiers"):
+            for key in ("note_expiry", "note_inactivity", "note_tiers", "note_eligibility", "note_validity"):
                 if effects.get(key):
                     lines.append(effects[key])
             for line in lines:
@@ -157,18 +157,27 @@ def show(
     if fmt is Format.json:
         print(render.dumps(p["definition"] | {"version": p["version"]}))
         return
+    columns = ["index", "rule", "points_per_unit", "event", "points", "partner", "referrer_points", "referee_points",
+               "when", "once", "limit"]
+    if any(r.get("scope") for r in p["earn"]):
+        columns[3:3] = ["per", "scope"]  # a program with baskets: what each spend rule covers
     if fmt is Format.csv:
-        render.write_csv(p["earn"], ["index", "rule", "points_per_unit", "event", "points", "partner", "referrer_points",
-                                     "referee_points", "when", "once", "limit"])
+        render.write_csv(p["earn"], columns)
         return
+    extra = {k: v for k, v in p["definition"].items()
+             if k in ("earn_on", "starts_at", "ends_at", "eligible_tags", "milestones")}
     render.record({k: p[k] for k in ("code", "name", "version", "currency", "point_value")}
-                  | {"expiry": p["expiry"] or "never"}, title=f"Program {code}")
-    render.table(p["earn"], ["index", "rule", "points_per_unit", "event", "points", "partner", "referrer_points",
-                             "referee_points", "when", "once", "limit"], title="Earn rules", empty="none")
+                  | {"expiry": p["expiry"] or "never"} | extra, title=f"Program {code}")
+    used = [c for c in columns if c in ("index", "rule") or any(r.get(c) not in (None, "") for r in p["earn"])]
+    render.table(p["earn"], used, title="Earn rules", empty="none")  # columns no rule uses are left out
+    if p["catalogue"]:
+        render.table(p["catalogue"], ["sku", "category", "multiplier"], title="Catalogue")
     if p["levels"]:
         render.table(p["levels"], ["name", "threshold", "multiplier", "perks"],
                      title=f"Tiers ({p['tiers']['basis']}, {p['tiers']['window_days']}-day window)")
-    render.table(p["rewards"], ["code", "name", "points"], title="Rewards", empty="none")
+    per_point = any(r.get("required_points") for r in p["rewards"])
+    render.table(p["rewards"], ["code", "name", "points"] + (["required_points", "value_per_point"] if per_point else []),
+                 title="Rewards", empty="none")
 
 
 def register(app: typer.Typer) -> None:

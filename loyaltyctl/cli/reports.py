@@ -76,6 +76,28 @@ UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Period end, ex
                                                  callback=parse.moment)]
 
 
+@report_app.command("milestones")
+def milestones(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option("--since", help="Period start, included (ISO-8601).", callback=parse.moment)],
+    until: UntilOpt = None,
+    program: ReportProgramOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Members who crossed a points milestone or moved tier in a period, for an e-mail tool.
+
+    Points milestones are the program's `milestones:` (points earned, before any
+    claw-back, as member show's lifetime_earned); tier moves are up or down, by
+    earning, review or a manual tier. Erased members have no e-mail address.
+
+    Example: loyaltyctl report milestones --since 2026-11-01 --format csv > milestones.csv
+    """
+    from ..reports import milestones as report
+
+    database, code = _open(ctx, program)
+    _out(report.milestones(database, since, until, code), fmt, "Milestones", empty="no milestones in the period")
+
+
 @report_app.command("tiers")
 def tiers(
     ctx: typer.Context,

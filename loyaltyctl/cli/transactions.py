@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -11,8 +11,8 @@ from .common import (AtOpt, Format, FormatOpt, MemberArg, ProgramOpt, RewardOpt,
                      complete_partners, db, default_program, flat, reader)
 
 PANEL = "Transactions"
-RESULT_FIELDS = ["status", "txn_id", "member_id", "program", "kind", "rule", "amount", "points",
-                 "effective_at", "balance", "tier", "upgraded_to"]
+RESULT_FIELDS = ["status", "txn_id", "member_id", "program", "kind", "rule", "amount", "points", "paid_points",
+                 "returned_points", "effective_at", "balance", "tier", "upgraded_to"]
 
 
 def _show(result: dict, fmt: Format) -> None:
@@ -21,7 +21,12 @@ def _show(result: dict, fmt: Format) -> None:
     if fmt is Format.table:
         verb = "already recorded" if result["status"] == "duplicate" else "recorded"
         line = (f"{result['txn_id']} {verb}: {result['points']:+d} points for {result['member_id']} "
-                f"({result['program']}); balance {result['balance']}")
+                f"({result['program']})")
+        if result.get("paid_points"):
+            line += f", paid {result['paid_points']} points"
+        if result.get("returned_points"):
+            line += f", {result['returned_points']} paid points given back"
+        line += f"; balance {result['balance']}"
         if result.get("tier"):
             line += f", tier {result['tier']}"
         if result.get("upgraded_to"):
@@ -67,26 +72,38 @@ def register(app: typer.Typer) -> None:
                                                      autocompletion=complete_events)] = None,
         partner: Annotated[Optional[str], typer.Option("--partner", help="Purchase made at this partner.",
                                                        autocompletion=complete_partners)] = None,
+        line: Annotated[Optional[List[str]], typer.Option("--line", metavar="SKU:QTY:PRICE[:DISCOUNT]", help="A purchase line (repeat for each); the amount is their total.",
+                                                          callback=parse.lines)] = None,
+        basket: Annotated[Optional[str], typer.Option("--basket", metavar="<file>", help="The lines as JSON (- reads stdin): [{\"sku\", \"quantity\", \"unit_price\", \"discount\", \"category\"}, ...].")] = None,
+        discount: Annotated[Optional[List[str]], typer.Option("--discount", metavar="[CATEGORY:]AMOUNT", help="A discount on the whole order, or on one category's lines (repeatable).",
+                                                              callback=parse.discounts)] = None,
+        pay_points: Annotated[Optional[str], typer.Option("--pay-points", metavar="<int>", help="Points paying part of the order (at the program's point value).",
+                                                          callback=parse.points)] = None,
+        no_points: Annotated[bool, typer.Option("--no-points", help="Record the purchase for tiers and analytics without earning points.")] = False,
         program: ProgramOpt = None,
         txn: TxnOpt = None,
         at: AtOpt = None,
         fmt: FormatOpt = Format.table,
     ):
-        """Credit points for a purchase (--amount) or an engagement action (--event).
+        """Credit points for a purchase (--amount, or its --line s) or an engagement action (--event).
 
-        Example: loyaltyctl earn M00001 --amount 23.45 --txn POS-1001
+        A basket earns per line (see `program show`); --pay-points pays part of the order
+        with points in the same transaction.
+
+        Example: loyaltyctl earn M00001 --line LATTE:2:3.40 --line CROISSANT:1:2.60 --txn POS-1001
         """
         from ..app import ledger
 
         database = db(ctx)
+        order = ledger.Order(line or (), basket, discount or (), pay_points, no_points)
         _show(ledger.earn(database, member_id, program_code=default_program(program, database), amount=amount,
-                           partner=partner, event=event, txn=txn, at=at).as_dict(), fmt)
+                           partner=partner, event=event, txn=txn, at=at, order=order).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def redeem(
         ctx: typer.Context,
         member_id: MemberArg,
-        points: Annotated[Optional[str], typer.Option("--points", help="Points to redeem.", metavar="<int>",
+        points: Annotated[Optional[str], typer.Option("--points", help="Points to redeem (with a per-point --reward: the most to spend).", metavar="<int>",
                                                       callback=parse.points)] = None,
         reward: RewardOpt = None,
         program: ProgramOpt = None,
@@ -95,6 +112,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ):
         """Spend points on a reward or a number of points; refused if the balance is short.
+
+        A per-point reward (required_points, value_per_point) takes the largest multiple
+        of its required_points the member can afford, or --points allows.
 
         Example: loyaltyctl redeem M00001 --reward free_coffee
         """
@@ -110,6 +130,8 @@ def register(app: typer.Typer) -> None:
         ref_txn: Annotated[str, typer.Argument(metavar="TXN_ID", help="The purchase or redemption to refund.")],
         amount: Annotated[Optional[str], typer.Option("--amount", help="Part of the purchase refunded (default: all that is left).",
                                                       callback=parse.amount)] = None,
+        line: Annotated[Optional[List[str]], typer.Option("--line", metavar="SKU[:QTY]", help="Lines of a basket purchase refunded (repeatable; default: all that is left).",
+                                                          callback=parse.refund_lines)] = None,
         txn: TxnOpt = None,
         at: AtOpt = None,
         fmt: FormatOpt = Format.table,
@@ -117,14 +139,16 @@ def register(app: typer.Typer) -> None:
         """Claw back a purchase's points, or cancel a redemption.
 
         A purchase nets what its remaining amount would earn at the same rate; a
-        claw-back may leave the member owing points. A cancelled redemption puts its
-        points back in the lots they came from, unless those lots have expired.
+        basket's refunded lines give back exactly the points they earned; points that
+        paid part of the order come back in the share refunded. A claw-back may leave
+        the member owing points. A cancelled redemption puts its points back in the
+        lots they came from, unless those lots have expired.
 
-        Example: loyaltyctl refund POS-1001 --amount 10.00
+        Example: loyaltyctl refund POS-1001 --line CROISSANT:1
         """
         from ..app import ledger
 
-        _show(ledger.refund(db(ctx), ref_txn, amount=amount, txn=txn, at=at).as_dict(), fmt)
+        _show(ledger.refund(db(ctx), ref_txn, amount=amount, txn=txn, at=at, lines=line or ()).as_dict(), fmt)
 
     @app.command(rich_help_panel=PANEL)
     def adjust(
@@ -133,6 +157,9 @@ def register(app: typer.Typer) -> None:
         points: Annotated[str, typer.Option("--points", help="Points to add (negative to remove: --points=-50).",
                                             metavar="<int>", callback=parse.signed_points)],
         reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
+        expires_at: Annotated[Optional[str], typer.Option("--expires-at", help="Points added expire then, not by the program's rule (ISO-8601).",
+                                                          callback=parse.moment)] = None,
+        never_expires: Annotated[bool, typer.Option("--never-expires", help="Points added never expire (not even for inactivity).")] = False,
         program: ProgramOpt = None,
         txn: TxnOpt = None,
         at: AtOpt = None,
@@ -140,10 +167,13 @@ def register(app: typer.Typer) -> None:
     ):
         """Add or remove points by hand, with a reason (goodwill, corrections).
 
+        Points added expire by the program's rule unless --expires-at or --never-expires says otherwise.
+
         Example: loyaltyctl adjust M00001 --points=-50 --reason "double scan"
         """
         from ..app import ledger
 
         database = db(ctx)
         _show(ledger.adjust(database, member_id, points=points, reason=reason,
-                             program_code=default_program(program, database), txn=txn, at=at).as_dict(), fmt)
+                             program_code=default_program(program, database), txn=txn, at=at,
+                             expires_at=expires_at, never_expires=never_expires).as_dict(), fmt)

@@ -15,22 +15,28 @@ from decimal import Decimal
 
 from ..errors import Conflict, InputError, LoyaltyError, NotFound
 from . import rules
-from .program import unknown_program
+from .program import Rule, unknown_program
 from .records import (
-    Adjust, AnonymousSale, Book, Entry, Enrollment, Event, Join, Lot, MemberState, Move, Opening, Posting, Prior,
-    Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
+    Adjust, AnonymousSale, Book, Entry, Enrollment, Event, Join, Lot, MemberState, Move, Opening, Payment, Posting,
+    NEVER, Prior, Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
 )
 from .values import check_precision, from_e4, money, not_future, num, to_e4
 
 # The expire job names its entries expire-<lot id>: an operator's id may not.
 RESERVED_TXN_PREFIX = "expire-"
+# A purchase T paid partly with points records the payment as T/points (its refund R gives
+# the points back as R/points): an operator's id may not end so.
+PAID_SUFFIX = "/points"
 
 
 def check_txn(txn: str) -> None:
-    """Refuse a transaction id the expire job would later need for its own entries."""
+    """Refuse a transaction id the expire job, or a payment with points, would need for its own entries."""
     if txn.strip().startswith(RESERVED_TXN_PREFIX):
         raise InputError(f"{txn.strip()!r}: ids starting with {RESERVED_TXN_PREFIX!r} are reserved for the "
                          "expire job", field="txn_id")
+    if txn.strip().endswith(PAID_SUFFIX):
+        raise InputError(f"{txn.strip()!r}: ids ending with {PAID_SUFFIX!r} are reserved for payments with "
+                         "points", field="txn_id")
 
 
 def post(book: Book, command) -> Posting | Reject:
@@ -115,6 +121,7 @@ class _Draft:
         self.activity: list[tuple[int, str]] = []
         self.debt: dict[int, int] = {}
         self.upgraded: str | None = None
+        self.reopened: list[Lot] = []  # emptied lots points go back to
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -133,15 +140,18 @@ class _Draft:
 
     # --- points ---
 
-    def credit(self, state: MemberState, txn: str, at: str, points: int, expires_at: str | None, **fields) -> Entry:
-        """A crediting entry; its points go into a new lot, first repaying any debt."""
+    def credit(self, state: MemberState, txn: str, at: str, points: int, expires_at: str | None, *,
+               inactivity: bool = True, **fields) -> Entry:
+        """A crediting entry; its points go into a new lot, first repaying any debt. A lot
+        without `inactivity` never lapses for inactivity."""
         eid = state.enrollment.id
         debt = state.debt + self.debt.get(eid, 0)
         repay = min(-debt, points) if points > 0 else 0
         entry = self.entry(state, txn, at, points, repay, **fields)
         self.debt[eid] = self.debt.get(eid, 0) + repay
         if points > 0:
-            lot = Lot(self.new_id(), eid, entry.id, points, points, at, expires_at, state.program.inactivity_days)
+            lot = Lot(self.new_id(), eid, entry.id, points, points, at, expires_at,
+                      state.program.inactivity_days if inactivity else None)
             self.lots.append(lot)
             if repay:
                 self.moves.append(Move(lot.id, entry.id, -repay, at))
@@ -245,23 +255,118 @@ def _live(state: MemberState, at: str) -> list[Lot]:
 def _purchase(book: Book, cmd: Purchase) -> Posting:
     state = _member(book, cmd.member, cmd.program)
     p = state.program
-    text = rules.content(member=cmd.member, program=p.code, kind="purchase", amount=num(cmd.amount),
-                         partner=cmd.partner)
+    amount = _amount(cmd)
+    text = rules.content(member=cmd.member, program=p.code, kind="purchase", amount=num(amount), partner=cmd.partner,
+                         lines=_basket_content(cmd.basket), pay_points=cmd.pay_points, no_points=cmd.no_points or None)
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
-    check_precision(cmd.amount, p.currency)
+    lines = rules.price_basket(p, cmd.basket) if cmd.basket else ()  # checks each line's money
+    if not lines:
+        check_precision(amount, p.currency)
     _check_time(state, cmd.at, activity=True)
+    if not cmd.no_points:
+        _check_earning(state, cmd.at)
+    value = _payment_value(state, cmd, amount)
+    cut = value if p.earn_on == "net" else Decimal(0)
+    tier, earned = _earning(state, cmd, amount, lines, cut)
+    draft = _Draft(book)
+    entry = draft.earn(state, cmd.txn, cmd.at, earned.points, rules.expiry_for(p, cmd.at), kind="earn",
+                       rule_kind=earned.rule.kind, rule_index=earned.rule.index, amount_e4=to_e4(amount),
+                       rate=str(earned.rate), tier=tier, multiplier=str(earned.multiplier), partner=cmd.partner,
+                       reason="no points (--no-points)" if cmd.no_points else None, content=text)
+    rows = tuple(replace(line, entry_id=entry.id, points=x.points)
+                 for line, x in zip(lines, getattr(earned, "lines", ())))
+    if cmd.pay_points:
+        draft.debit(state, cmd.txn + PAID_SUFFIX, cmd.at, cmd.pay_points, kind="redeem", rule_kind="redeem",
+                    ref_entry_id=entry.id, reason=f"paid {money(value, p.currency)} of purchase {cmd.txn}")
+    return draft.posting(cmd.txn, entry, lines=rows)
+
+
+def _amount(cmd: Purchase) -> Decimal:
+    """The purchase's amount: as given, or its basket's total (both: they must agree)."""
+    if cmd.basket is None:
+        if cmd.amount is None:
+            raise InputError("give the purchase's amount or its lines", field="amount")
+        return cmd.amount
+    if cmd.partner:
+        raise InputError("a partner purchase earns on its amount: give --amount without lines", field="lines")
+    total = rules.basket_total(cmd.basket)
+    if cmd.amount is not None and cmd.amount != total:
+        raise InputError(f"{money(cmd.amount)} is not the lines' total {money(total)} (leave it out, or correct it)",
+                         field="amount")
+    return total
+
+
+def _basket_content(basket) -> list | None:
+    """The lines and discounts as given, for the content a repeated --txn is compared on."""
+    if basket is None:
+        return None
+    lines = [[x.sku, x.category, x.quantity, num(x.unit_price), num(x.discount)] for x in basket.lines]
+    return lines + [["discount", d.category, num(d.amount)] for d in basket.discounts]
+
+
+def _check_earning(state: MemberState, at: str) -> None:
+    """A program earns only from starts_at until ends_at, and only for members with one of
+    its eligible tags, if it names any."""
+    p, enr = state.program, state.enrollment
+    why = rules.earning_refusal(p, at)
+    if why:
+        raise Conflict(why, field="occurred_at")
+    if not rules.eligible(p, enr.tags):
+        raise Conflict(f"member {enr.member_id!r} may not earn in {p.code!r}: it is for members tagged "
+                       f"{' or '.join(p.eligible_tags)}")
+
+
+def _payment_value(state: MemberState, cmd: Purchase, amount: Decimal) -> Decimal:
+    """What the points paying part of the order are worth; refused beyond the balance, the
+    order's total, or the currency's smallest unit."""
+    if not cmd.pay_points:
+        return Decimal(0)
+    p = state.program
+    value = cmd.pay_points * p.point_value
+    if value > amount:
+        raise InputError(f"{cmd.pay_points} points are worth {money(value, p.currency)}, more than the order's "
+                         f"{money(amount, p.currency)}", field="paid_points")
+    check_precision(value, p.currency, "paid_points")
+    have = sum(lot.remaining for lot in _live(state, cmd.at)) + state.debt
+    if have < cmd.pay_points:
+        raise Conflict(f"insufficient points: member {cmd.member!r} has {have} available at {cmd.at}, paying needs "
+                       f"{cmd.pay_points}", field="paid_points")
+    return value
+
+
+def _earning(state: MemberState, cmd: Purchase, amount: Decimal, lines, cut: Decimal):
+    """The tier a purchase earns at and what it earns. With tiers.upgrade_earns: crossing, a
+    purchase that lifts the member earns at the new tier (on a points basis, judged by what
+    it earns at the old one)."""
+    p = state.program
     change = rules.tier_at(state.tiers, cmd.at) if p.tiered else None
     tier = change.tier if change else None
-    terms = rules.purchase_terms(p, state.enrollment.tags, cmd.partner, tier, cmd.member)
-    points = rules.points_for(cmd.amount, terms.rate, terms.multiplier)
-    draft = _Draft(book)
-    entry = draft.earn(state, cmd.txn, cmd.at, points, rules.expiry_for(p, cmd.at), kind="earn",
-                       rule_kind=terms.rule.kind, rule_index=terms.rule.index, amount_e4=to_e4(cmd.amount),
-                       rate=str(terms.rate), tier=tier, multiplier=str(terms.multiplier), partner=cmd.partner,
-                       content=text)
-    return draft.posting(cmd.txn, entry)
+    earned = _points(state, cmd, amount, lines, cut, tier)
+    if p.tiered and p.upgrade_earns == "crossing" and rules.counts_for_tier(p, earned.rule.kind):
+        value = to_e4(amount) if p.basis == "spend" else earned.points
+        total = rules.qualifying_total(state.window, cmd.at, p.window_days) + value
+        found = rules.upgrade_to(p, tier, rules.qualifying_value(p, total))
+        if found is not None:
+            tier = found[0].name
+            earned = _points(state, cmd, amount, lines, cut, tier)
+    return tier, earned
+
+
+def _points(state: MemberState, cmd: Purchase, amount: Decimal, lines, cut: Decimal, tier: str | None):
+    p, tags = state.program, state.enrollment.tags
+    if cmd.no_points and not p.spend_rules(tags):  # a program without spend rules still records the sale
+        return rules.Earning(0, Rule(None, {"rule": "spend", "points_per_unit": "0"}), Decimal(0), Decimal(1), ())
+    if lines:
+        step_cut = rules.allocate(to_e4(cut), [x.paid_e4 for x in lines], rules.currency_step(p.currency))
+        earned = rules.earn_basket(p, tags, tier, lines, cmd.member, step_cut)
+    else:
+        t = rules.purchase_terms(p, tags, cmd.partner, tier, cmd.member)
+        earned = rules.Earning(rules.points_for(amount - cut, t.rate, t.multiplier) + t.order_points, t.rule, t.rate,
+                               t.multiplier, (), t.order)
+    return replace(earned, points=0, lines=tuple(replace(x, points=0) for x in earned.lines)) if cmd.no_points \
+        else earned
 
 
 def _event(book: Book, cmd: Event) -> Posting:
@@ -272,6 +377,7 @@ def _event(book: Book, cmd: Event) -> Posting:
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
     _check_time(state, cmd.at, activity=True)
+    _check_earning(state, cmd.at)
     rule = p.event_rule(cmd.event)
     if rule is None:
         events = p.names("event", "event")
@@ -293,18 +399,36 @@ def _redeem(book: Book, cmd: Redeem) -> Posting:
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
-    points = cmd.points if cmd.reward is None else p.reward_points(cmd.reward)
     _check_time(state, cmd.at, activity=True)
     have = sum(lot.remaining for lot in _live(state, cmd.at)) + state.debt
+    points, reason = _redeemed(p, cmd, have)
     if have < points:
         raise Conflict(f"insufficient points: member {cmd.member!r} has {have} available at {cmd.at}, "
                        f"redemption needs {points}")
     draft = _Draft(book)
     entry = draft.debit(state, cmd.txn, cmd.at, points, kind="redeem", rule_kind="redeem", reward=cmd.reward,
-                        content=text)
+                        reason=reason, content=text)
     if p.inactivity_days is not None or state.activity:
         draft.activity.append((state.enrollment.id, cmd.at))
     return draft.posting(cmd.txn, entry)
+
+
+def _redeemed(p, cmd: Redeem, have: int) -> tuple[int, str | None]:
+    """The points a redemption takes, and for a per-point reward what they are worth: the
+    largest multiple of its required_points the member can afford (at most --points)."""
+    if cmd.reward is None:
+        return cmd.points, None
+    spec = p.reward(cmd.reward)
+    if spec.get("points") is not None:
+        if cmd.points is not None:
+            raise InputError(f"reward {cmd.reward!r} costs {spec['points']} points: leave --points out", field="points")
+        return int(spec["points"]), None
+    step, value = int(spec["required_points"]), Decimal(str(spec["value_per_point"]))
+    points = rules.per_point_take(min(have, cmd.points) if cmd.points is not None else have, step)
+    if points == 0:
+        raise Conflict(f"reward {cmd.reward!r} takes points in multiples of {step}; member {cmd.member!r} has "
+                       f"{max(have, 0)} available" + (f" and offers {cmd.points}" if cmd.points is not None else ""))
+    return points, f"{points} points x {value.normalize():f} = {money(points * value, p.currency)} {p.currency}"
 
 
 def _adjust(book: Book, cmd: Adjust) -> Posting:
@@ -313,18 +437,34 @@ def _adjust(book: Book, cmd: Adjust) -> Posting:
         raise InputError("an adjustment needs a reason", field="reason")
     state = _member(book, cmd.member, cmd.program)
     p = state.program
-    text = rules.content(member=cmd.member, program=p.code, kind="adjust", points=cmd.points, reason=reason)
+    text = rules.content(member=cmd.member, program=p.code, kind="adjust", points=cmd.points, reason=reason,
+                         expires_at=cmd.expires_at)
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
     _check_time(state, cmd.at, activity=False)
+    if cmd.expires_at is not None and cmd.points < 0:
+        raise InputError("applies to points added (a removal takes from the lots that expire soonest)",
+                         field="never_expires" if cmd.expires_at == NEVER else "expires_at")
     draft = _Draft(book)
     fields = dict(kind="adjust", rule_kind="adjust", reason=reason, content=text)
     if cmd.points > 0:
-        entry = draft.credit(state, cmd.txn, cmd.at, cmd.points, rules.expiry_for(p, cmd.at), **fields)
+        entry = _credit_until(draft, state, cmd, cmd.points, cmd.expires_at, fields)
     else:
         entry = draft.debit(state, cmd.txn, cmd.at, -cmd.points, **fields)
     return draft.posting(cmd.txn, entry)
+
+
+def _credit_until(draft: _Draft, state: MemberState, cmd, points: int, expires_at: str | None, fields: dict) -> Entry:
+    """A credit expiring when the command says (NEVER: never, not even for inactivity), else
+    by the program's rule."""
+    if expires_at is None:
+        return draft.credit(state, cmd.txn, cmd.at, points, rules.expiry_for(state.program, cmd.at), **fields)
+    if expires_at == NEVER:
+        return draft.credit(state, cmd.txn, cmd.at, points, None, inactivity=False, **fields)
+    if expires_at <= cmd.at:
+        raise InputError(f"{expires_at} is not after the credit's time {cmd.at}", field="expires_at")
+    return draft.credit(state, cmd.txn, cmd.at, points, expires_at, **fields)
 
 
 def _opening(book: Book, cmd: Opening) -> Posting:
@@ -335,12 +475,11 @@ def _opening(book: Book, cmd: Opening) -> Posting:
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
-    if cmd.expires_at is not None and cmd.expires_at <= cmd.at:
+    if cmd.expires_at not in (None, NEVER) and cmd.expires_at <= cmd.at:
         raise InputError(f"{cmd.expires_at} is not after the opening balance's time {cmd.at}", field="expires_at")
     draft = _Draft(book)
-    expires = cmd.expires_at if cmd.expires_at is not None else rules.expiry_for(p, cmd.at)
-    entry = draft.credit(state, cmd.txn, cmd.at, cmd.points, expires, kind="opening", rule_kind="opening",
-                         reason="opening balance", content=text)
+    entry = _credit_until(draft, state, cmd, cmd.points, cmd.expires_at,
+                          dict(kind="opening", rule_kind="opening", reason="opening balance", content=text))
     return draft.posting(cmd.txn, entry)
 
 
@@ -355,8 +494,15 @@ def _ref(book: Book, txn: str) -> Ref:
         raise NotFound(f"unknown transaction {txn!r}")
     moves = book.moves_of.get(entry.id, ())
     state = book.members[entry.enrollment_id]
-    return Ref(entry, lot=book.lot_of.get(entry.id), moves=moves,
-               lots=tuple(state.lots.get(lot_id) or book.emptied[lot_id] for lot_id, _ in moves))
+    pay = book.payment_of.get(entry.id)
+    payment = None if pay is None else Payment(pay, book.moves_of.get(pay.id, ()), _lots_now(book, state, pay.id))
+    return Ref(entry, lot=book.lot_of.get(entry.id), moves=moves, lots=_lots_now(book, state, entry.id),
+               lines=book.lines_of.get(entry.id, ()), payment=payment)
+
+
+def _lots_now(book: Book, state: MemberState, entry_id: int) -> tuple[Lot, ...]:
+    """The lots a redemption of the batch took from, as they are now."""
+    return tuple(state.lots.get(lot_id) or book.emptied[lot_id] for lot_id, _ in book.moves_of.get(entry_id, ()))
 
 
 def _refund(book: Book, cmd: Refund) -> Posting:
@@ -366,14 +512,18 @@ def _refund(book: Book, cmd: Refund) -> Posting:
     if cmd.member is not None and cmd.member != member:
         raise Conflict(f"transaction {cmd.ref!r} belongs to member {member!r}, not {cmd.member!r}")
     text = rules.content(member=member, program=state.program.code, kind="refund", ref=cmd.ref,
-                         amount=num(cmd.amount))
+                         amount=num(cmd.amount), lines=[list(x) for x in cmd.lines] or None)
     prior = _repeat(book, cmd.txn, text, cmd.at, cmd.at_given)
     if prior:
         return Posting("duplicate", cmd.txn, entry=prior.entry)
     if cmd.at < ref.entry.effective_at:
         raise InputError(f"{cmd.at} is before transaction {cmd.ref!r} ({ref.entry.effective_at})", field="occurred_at")
+    if cmd.lines and not ref.lines:
+        raise InputError(f"transaction {cmd.ref!r} has no lines: refund an amount, or all of it", field="lines")
     if ref.entry.is_purchase:
         return _refund_purchase(book, cmd, state, ref, text)
+    if ref.entry.kind == "redeem" and ref.entry.ref_entry_id is not None:
+        raise Conflict(f"{cmd.ref!r} paid part of a purchase with points: refund the purchase, which gives them back")
     if ref.entry.kind == "redeem":
         return _cancel_redemption(book, cmd, state, ref, text)
     raise InputError(f"only purchases and redemptions can be refunded; {cmd.ref!r} is {_KINDS[ref.entry.kind]} "
@@ -386,26 +536,78 @@ _KINDS = {"earn": "a points credit", "redeem": "a redemption", "refund": "a refu
 
 def _refund_purchase(book: Book, cmd: Refund, state: MemberState, ref: Ref, text: str) -> Posting:
     e = ref.entry
-    purchase, refunded = from_e4(e.amount_e4), from_e4(ref.refunded_e4)
-    left = purchase - refunded
-    if left <= 0:
+    if e.amount_e4 - ref.refunded_e4 <= 0:
         raise Conflict(f"purchase {e.txn_id!r} is already fully refunded")
-    amount = left if cmd.amount is None else check_precision(cmd.amount, state.program.currency)
-    if amount > left:
-        raise Conflict(f"{money(amount)} exceeds the {money(left)} left to refund on purchase {e.txn_id!r}",
-                       field="amount")
-    claw = rules.claw_back(purchase, refunded, amount, e.points, ref.clawed, Decimal(e.rate), Decimal(e.multiplier))
+    amount_e4, claw, rows = _line_refund(state, cmd, ref) if ref.lines else _amount_refund(state, cmd, ref)
     claw = min(claw, max(0, e.points - _expired(state, ref, cmd.at) - ref.clawed))
     draft = _Draft(book)
+    payment = _give_back_payment(draft, state, cmd, ref, ref.refunded_e4 + amount_e4)
     entry = draft.debit(state, cmd.txn, cmd.at, claw, first=ref.lot.id if ref.lot else None, kind="refund",
-                        rule_kind=e.rule_kind, rule_index=e.rule_index, amount_e4=-to_e4(amount), rate=e.rate,
+                        rule_kind=e.rule_kind, rule_index=e.rule_index, amount_e4=-amount_e4, rate=e.rate,
                         tier=e.tier, multiplier=e.multiplier, partner=e.partner, ref_entry_id=e.id, content=text)
     p = state.program
     if p.tiered and rules.counts_for_tier(p, e.rule_kind):
         value = entry.amount_e4 if p.basis == "spend" else entry.points
         draft.qualifying.append((state.enrollment.id, Qualifying(e.effective_at, cmd.at, value, entry.id)))
-    after = replace(ref, refunded_e4=ref.refunded_e4 + to_e4(amount), clawed=ref.clawed + claw, refunds=ref.refunds + 1)
-    return draft.posting(cmd.txn, entry, ref=after)
+    rows = tuple(replace(row, entry_id=entry.id) for row in rows)
+    after = replace(ref, refunded_e4=ref.refunded_e4 + amount_e4, clawed=ref.clawed + claw, refunds=ref.refunds + 1,
+                    refunded_lines=ref.refunded_lines + rows, payment=payment)
+    return draft.posting(cmd.txn, entry, ref=after, lines=rows, reopened=tuple(draft.reopened))
+
+
+def _amount_refund(state: MemberState, cmd: Refund, ref: Ref) -> tuple[int, int, tuple]:
+    """(amount e4, points to claw back, no lines) of a refund of a purchase without lines."""
+    e = ref.entry
+    purchase, refunded = from_e4(e.amount_e4), from_e4(ref.refunded_e4)
+    left = purchase - refunded
+    amount = left if cmd.amount is None else check_precision(cmd.amount, state.program.currency)
+    if amount > left:
+        raise Conflict(f"{money(amount)} exceeds the {money(left)} left to refund on purchase {e.txn_id!r}",
+                       field="amount")
+    rate, mult = Decimal(e.rate), Decimal(e.multiplier)
+    rated = ref.payment is None and rules.earned_as_rated(e.points, purchase, rate, mult)
+    claw = rules.claw_back(purchase, refunded, amount, e.points, ref.clawed, rate, mult, proportional=not rated)
+    return to_e4(amount), claw, ()
+
+
+def _line_refund(state: MemberState, cmd: Refund, ref: Ref) -> tuple[int, int, tuple]:
+    """(amount e4, points to claw back, refunded lines) of a refund of a purchase's lines; the
+    points per-order rules gave go back with its last line."""
+    e = ref.entry
+    if cmd.amount is not None:
+        raise InputError(f"purchase {e.txn_id!r} has lines: name them (--line SKU:QTY), or refund all of it",
+                         field="amount")
+    rows = rules.refund_rows(ref.lines, ref.refunded_lines, cmd.lines, rules.currency_step(state.program.currency),
+                             e.txn_id)
+    claw = -sum(row.points for row in rows)
+    if rules.fully_refunded(ref.lines, ref.refunded_lines + rows):
+        claw += e.points - sum(line.points for line in ref.lines)
+    return -sum(row.paid_e4 for row in rows), claw, rows
+
+
+def _give_back_payment(draft: _Draft, state: MemberState, cmd: Refund, ref: Ref, after_e4: int) -> Payment | None:
+    """Points that paid part of the purchase go back, in the share of the order refunded."""
+    pay = ref.payment
+    if pay is None:
+        return None
+    due = rules.points_back(-pay.entry.points, ref.entry.amount_e4, ref.refunded_e4, after_e4)
+    lots = {lot.id: state.lots.get(lot.id) or replace(lot, remaining=0) for lot in pay.lots}
+    usable = {i for i, lot in lots.items() if _usable(state, lot, cmd.at)}
+    back = rules.give_back(pay.moves, pay.returned, usable, due)
+    if not back:
+        return pay
+    entry = draft.entry(state, cmd.txn + PAID_SUFFIX, cmd.at, sum(p for _, p in back), kind="refund",
+                        rule_kind="redeem", ref_entry_id=pay.entry.id,
+                        reason=f"points paid on purchase {ref.entry.txn_id} given back")
+    draft.moves += [Move(lot_id, entry.id, points, cmd.at) for lot_id, points in back]
+    draft.reopened += [lots[i] for i, _ in back if i not in state.lots]
+    return replace(pay, returned=pay.returned + tuple(back))
+
+
+def _usable(state: MemberState, lot: Lot, at: str) -> bool:
+    """A lot points may go back to: not expired at `at`, its expiry not recorded."""
+    end = rules.lot_end(lot, state.activity)
+    return (end is None or end > at) and not lot.expiry_recorded
 
 
 def _expired(state: MemberState, ref: Ref, at: str) -> int:
@@ -429,9 +631,7 @@ def _cancel_redemption(book: Book, cmd: Refund, state: MemberState, ref: Ref, te
     lots = {lot.id: state.lots.get(lot.id) or replace(lot, remaining=0) for lot in ref.lots}
     back: dict[int, int] = {}
     for lot_id, points in ref.moves:
-        lot = lots[lot_id]
-        end = rules.lot_end(lot, state.activity)
-        if (end is None or end > cmd.at) and not lot.expiry_recorded:
+        if _usable(state, lots[lot_id], cmd.at):
             back[lot_id] = back.get(lot_id, 0) - points
     draft = _Draft(book)
     entry = draft.entry(state, cmd.txn, cmd.at, sum(back.values()), kind="refund", rule_kind="redeem",
@@ -515,7 +715,11 @@ def apply(book: Book, posting: Posting):
     for entry in posting.entries:
         if entry.content is not None:
             book.priors[entry.txn_id] = Prior(entry.content, entry.effective_at, entry)
+        if entry.kind == "redeem" and entry.ref_entry_id is not None:
+            book.payment_of[entry.ref_entry_id] = entry
         members[entry.enrollment_id].debt += entry.uncovered
+    if posting.lines and posting.lines[0].quantity > 0:
+        book.lines_of[posting.entry.id] = posting.lines
     _lots(book, posting)
     for change in posting.tier_changes:
         bisect.insort(members[change.enrollment_id].tiers, change, key=_tier_key)

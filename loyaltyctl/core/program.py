@@ -2,7 +2,8 @@
 schema (core/schema.py), which fills in every default when the program is applied.
 
 Everyday commands (earn, member show) read programs through this view, so they need
-neither pydantic nor PyYAML. The view adds no defaults and no validation of its own."""
+neither pydantic nor PyYAML. The view adds no validation of its own, and no defaults
+but those of fields the canonical JSON leaves out when unused (schema.Model.ADDED)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,16 @@ class Program:
         self.rewards: dict[str, dict] = {r["code"]: r for r in data.get("rewards") or []}
         cost = data.get("cost_per_month")
         self.cost_per_month = Decimal(str(cost)) if cost is not None else None
+        self.upgrade_earns: str = (tiers or {}).get("upgrade_earns", "next")
+        self.earn_on: str = data.get("earn_on", "net")
+        self.starts_at: str | None = data.get("starts_at")
+        self.ends_at: str | None = data.get("ends_at")
+        self.eligible_tags: tuple[str, ...] = tuple(data.get("eligible_tags") or ())
+        self.milestones: tuple[int, ...] = tuple(data.get("milestones") or ())
+        catalogue = data.get("catalogue") or {}
+        self.skus: dict[str, str] = catalogue.get("skus") or {}
+        self.categories: set[str] = set(catalogue.get("categories") or ()) | set(self.skus.values())
+        self.multipliers: dict[str, Decimal] = {k: Decimal(str(v)) for k, v in (catalogue.get("multipliers") or {}).items()}
         self.memo: dict = {}  # results of pure look-ups on this version (core.rules memoises into it)
 
     @classmethod
@@ -100,6 +111,11 @@ class Program:
     def referral_rule(self) -> Rule | None:
         return self._first("referral", lambda s: True)
 
+    def spend_rules(self, tags) -> list[Rule]:
+        """Every spend rule whose condition the member's tags meet, in program order."""
+        return [Rule(i, s) for i, s in enumerate(self.earn)
+                if s["rule"] == "spend" and (not (s.get("when") or {}).get("tag") or s["when"]["tag"] in tags)]
+
     def names(self, kind: str, key: str) -> list[str]:
         return [s[key] for s in self.earn if s["rule"] == kind]
 
@@ -107,13 +123,17 @@ class Program:
     def has_partner_rules(self) -> bool:
         return any(s["rule"] == "partner" for s in self.earn)
 
-    def reward_points(self, reward: str) -> int:
-        """The points a reward of the catalogue costs."""
+    def reward(self, reward: str) -> dict:
         spec = self.rewards.get(reward)
         if spec is None:
             known = ", ".join(self.rewards) or "none"
             raise NotFound(f"unknown reward {reward!r} in {self.code!r} (known: {known})", field="reward")
-        return int(spec["points"])
+        return spec
+
+    def reward_points(self, reward: str) -> int:
+        """The points a reward of the catalogue costs (None: a per-point reward)."""
+        points = self.reward(reward).get("points")
+        return None if points is None else int(points)
 
     # --- tiers -----------------------------------------------------------------------
 

@@ -114,6 +114,41 @@ class Qualifying:
 
 
 @dataclass(frozen=True, slots=True)
+class PurchaseLine:
+    """A purchase line as the ledger keeps it (purchase_lines), money in 1/10,000: the
+    purchase's line, or, with negative quantity and points, what a refund took back of it."""
+
+    entry_id: int
+    line_no: int  # from 1, in the order given
+    sku: str
+    category: str | None
+    quantity: int
+    unit_price_e4: int
+    discount_e4: int = 0  # the line's own discount plus its share of category discounts
+    order_discount_e4: int = 0  # its share of order-wide discounts
+    points: int = 0
+
+    @property
+    def own_e4(self) -> int:
+        """What the line costs after its own discounts: what category- and sku-scoped rules earn on."""
+        return self.quantity * self.unit_price_e4 - self.discount_e4
+
+    @property
+    def paid_e4(self) -> int:
+        return self.own_e4 - self.order_discount_e4
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """The redemption that paid part of a purchase with points, and what refunds gave back of it."""
+
+    entry: Entry
+    moves: tuple[tuple[int, int], ...] = ()  # (lot, -points) it took
+    lots: tuple[Lot, ...] = ()  # those lots as they are now
+    returned: tuple[tuple[int, int], ...] = ()  # (lot, points) refunds gave back
+
+
+@dataclass(frozen=True, slots=True)
 class Sale:
     """A non-member purchase, kept for analytics."""
 
@@ -168,9 +203,35 @@ class Ref:
     expired_from_lot: int = 0  # points of that lot the expire job recorded as expired
     moves: tuple[tuple[int, int], ...] = ()  # a redemption's (lot, points) moves
     lots: tuple[Lot, ...] = ()  # the lots those moves touched, as they are now
+    lines: tuple[PurchaseLine, ...] = ()  # a purchase's lines
+    refunded_lines: tuple[PurchaseLine, ...] = ()  # what its refunds took back of them
+    payment: Payment | None = None  # the points that paid part of it
 
 
 # --- commands -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A purchase line as the till gives it."""
+
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    discount: Decimal = Decimal(0)
+    category: str | None = None  # None: the catalogue's category of the sku, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Discount:
+    amount: Decimal
+    category: str | None = None  # None: order-wide
+
+
+@dataclass(frozen=True, slots=True)
+class Basket:
+    lines: tuple[Line, ...]
+    discounts: tuple[Discount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +241,11 @@ class Purchase:
     program: str | None
     at: str
     at_given: bool
-    amount: Decimal
+    amount: Decimal | None  # None: the basket's total
     partner: str | None = None
+    basket: Basket | None = None
+    pay_points: int | None = None  # points paying part of the order
+    no_points: bool = False  # counts for tiers and analytics, earns nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +277,7 @@ class Refund:
     at_given: bool
     amount: Decimal | None = None
     member: str | None = None
+    lines: tuple[tuple[str, int], ...] = ()  # (sku, quantity) of a basket purchase refunded
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +289,7 @@ class Adjust:
     at_given: bool
     points: int
     reason: str
+    expires_at: str | None = None  # a credit's expiry instead of the program's (NEVER: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +300,10 @@ class Opening:
     at: str
     at_given: bool
     points: int
-    expires_at: str | None = None
+    expires_at: str | None = None  # None: the program's rule; NEVER: never expires
+
+
+NEVER = "never"
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +350,7 @@ class Posting:
     state: MemberState | None = None  # ... and its state
     sale: Sale | None = None
     ref: Ref | None = None  # a refund: the purchase or redemption it cites, after it
+    lines: tuple[PurchaseLine, ...] = ()  # purchase lines, and refunded lines, to write
     upgraded: str | None = None
     credits: tuple[tuple[str, int, str], ...] = ()  # Join: (member, points, role) referral credits
 
@@ -305,4 +375,6 @@ class Book:
     lot_of: dict[int, Lot] = field(default_factory=dict)  # lots the batch created, by their entry
     moves_of: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # the batch's redemptions
     emptied: dict[int, Lot] = field(default_factory=dict)  # lots the batch took the last points of
+    lines_of: dict[int, tuple[PurchaseLine, ...]] = field(default_factory=dict)  # the batch's purchase lines
+    payment_of: dict[int, Entry] = field(default_factory=dict)  # the payments of the batch's purchases
     next_id: int = PROVISIONAL

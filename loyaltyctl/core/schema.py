@@ -9,9 +9,9 @@ at the offending line."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_POINTS = 10**12
@@ -49,7 +49,29 @@ def _text(value: Any) -> Any:
     return value
 
 
+def _label(value: Any) -> Any:
+    """A sku or category: YAML reads 1234 as a number; it is the text 1234."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _text(value)
+
+
+def _moment(value: Any) -> Any:
+    """An ISO-8601 date or timestamp, kept in the stored form (2026-01-01 -> 2026-01-01T00:00:00Z)."""
+    from ..errors import InputError
+    from .values import fmt_ts, parse_ts
+
+    if not isinstance(value, str):
+        raise PydanticCustomError("moment", "must be a date or timestamp in quotes, e.g. \"2026-01-01\"")
+    try:
+        return fmt_ts(parse_ts(value))
+    except InputError as exc:
+        raise PydanticCustomError("moment", "{detail}", {"detail": exc.detail}) from None
+
+
 Code = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=64)]
+Label = Annotated[str, BeforeValidator(_label), Field(min_length=1, max_length=64)]
+Moment = Annotated[str, BeforeValidator(_moment)]
 Name = Annotated[str, BeforeValidator(_text), Field(min_length=1, max_length=200)]
 PositiveInt = Annotated[int, BeforeValidator(_whole), Field(gt=0, le=MAX_POINTS)]
 NonNegativeInt = Annotated[int, BeforeValidator(_whole), Field(ge=0, le=MAX_POINTS)]
@@ -63,7 +85,20 @@ Multiplier = Annotated[Decimal, Exact, Field(gt=0, le=100, max_digits=18, decima
 
 
 class Model(BaseModel):
+    """Fields named in ADDED came after programs were first stored: left at their default
+    they are left out of the canonical JSON, so a program that does not use them keeps the
+    text (and version) it had."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    ADDED: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_unused_additions(self, handler):
+        data = handler(self)
+        for name in self.ADDED:
+            if getattr(self, name) == type(self).model_fields[name].get_default(call_default_factory=True):
+                data.pop(name, None)
+        return data
 
 
 class Condition(Model):
@@ -75,11 +110,30 @@ class Limit(Model):
     per: Literal["day", "week", "month", "year"]
 
 
+class Scope(Model):
+    """The purchase lines a rule covers: those of these categories or skus, less exclude_skus
+    (only exclude_skus: every line but those)."""
+
+    categories: list[Label] = []
+    skus: list[Label] = []
+    exclude_skus: list[Label] = []
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not (self.categories or self.skus or self.exclude_skus):
+            raise fail("give categories, skus and/or exclude_skus (or leave scope out: the whole order)")
+        return self
+
+
 class SpendRule(Model):
+    ADDED = ("scope", "per")
+
     rule: Literal["spend"]
     points_per_unit: Rate
     when: Optional[Condition] = None
     tier_multiplier: StrictBool = True
+    scope: Optional[Scope] = None
+    per: Literal["amount", "unit", "order"] = "amount"  # per currency unit, per item, per order
 
 
 class EventRule(Model):
@@ -140,19 +194,53 @@ class Review(Model):
 
 
 class Tiers(Model):
+    ADDED = ("upgrade_earns",)
+
     basis: Literal["spend", "points"]
     window_days: Days
     review: Optional[Review] = None
     levels: Annotated[list[TierLevel], Field(min_length=1)]
+    upgrade_earns: Literal["next", "crossing"] = "next"  # the purchase that crosses a threshold earns at the old tier
 
 
 class Reward(Model):
+    """A reward costs `points`, or is per point: `value_per_point` for each point spent, in
+    whole multiples of `required_points`."""
+
+    ADDED = ("required_points", "value_per_point")
+
     code: Code
     name: Name
-    points: PositiveInt
+    points: Optional[PositiveInt] = None
+    required_points: Optional[PositiveInt] = None
+    value_per_point: Optional[PointValue] = None
+
+    @model_validator(mode="after")
+    def _one_price(self):
+        per_point = self.required_points is not None or self.value_per_point is not None
+        if self.points is not None and per_point:
+            raise fail("give points, or required_points and value_per_point (a per-point reward), not both",
+                       "required_points" if self.required_points is not None else "value_per_point")
+        if self.points is None and not per_point:
+            raise fail("required field is missing (or give required_points and value_per_point)", "points")
+        if per_point and (self.required_points is None or self.value_per_point is None):
+            missing = "required_points" if self.required_points is None else "value_per_point"
+            raise fail("a per-point reward needs both required_points and value_per_point", missing)
+        return self
+
+
+class Catalogue(Model):
+    """Products and categories: a line's category comes from its sku when it gives none;
+    multipliers (by sku, else by category) multiply the points a line earns."""
+
+    categories: list[Label] = []
+    skus: dict[Label, Label] = {}  # sku -> category
+    multipliers: dict[Label, Multiplier] = {}  # sku or category -> multiplier
 
 
 class Program(Model):
+    ADDED = ("catalogue", "earn_on", "starts_at", "ends_at", "eligible_tags", "milestones")
+
     code: Code
     name: Name
     description: Optional[Annotated[str, Field(max_length=2000)]] = None
@@ -163,6 +251,12 @@ class Program(Model):
     expiry: Optional[Expiry] = None
     tiers: Optional[Tiers] = None
     rewards: list[Reward] = []
+    catalogue: Optional[Catalogue] = None
+    earn_on: Literal["net", "gross"] = "net"  # paying with points: earn on what was paid in money, or on the order
+    starts_at: Optional[Moment] = None  # earning is refused before ...
+    ends_at: Optional[Moment] = None  # ... and from here on
+    eligible_tags: list[Name] = []  # only members with one of these tags earn
+    milestones: list[PositiveInt] = []  # lifetime points thresholds `report milestones` lists
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -208,4 +302,47 @@ def problems(program: Program) -> list[tuple[tuple, str]]:
             found.append((("rewards", i, "code"),
                           f"reward code {reward.code!r} is already used by rewards[{codes[reward.code]}]"))
         codes.setdefault(reward.code, i)
+    return found + _added_problems(program)
+
+
+def _added_problems(program: Program) -> list[tuple[tuple, str]]:
+    found: list[tuple[tuple, str]] = []
+    if program.starts_at and program.ends_at and program.ends_at <= program.starts_at:
+        found.append((("ends_at",), f"must be after starts_at {program.starts_at}"))
+    for i, m in enumerate(program.milestones[1:], start=1):
+        if m <= program.milestones[i - 1]:
+            found.append((("milestones", i), f"must be greater than {program.milestones[i - 1]}"))
+    found += _catalogue_problems(program)
+    return found
+
+
+def _catalogue_problems(program: Program) -> list[tuple[tuple, str]]:
+    """Names a rule or multiplier uses must be in the catalogue, when there is one (typos
+    would silently earn the wrong points)."""
+    cat = program.catalogue
+    if cat is None:
+        return []
+    found: list[tuple[tuple, str]] = []
+    categories = set(cat.categories) | set(cat.skus.values())
+    if cat.categories:
+        for sku, category in cat.skus.items():
+            if category not in cat.categories:
+                found.append((("catalogue", "skus", sku), f"category {category!r} is not in catalogue.categories"))
+    for name in cat.multipliers:
+        if name in cat.skus and name in categories:
+            found.append((("catalogue", "multipliers", name), f"{name!r} is both a sku and a category"))
+        elif name not in cat.skus and name not in categories:
+            found.append((("catalogue", "multipliers", name), f"{name!r} is neither a sku nor a category of the catalogue"))
+    for i, rule in enumerate(program.earn):
+        scope = getattr(rule, "scope", None)
+        if scope is None:
+            continue
+        for j, category in enumerate(scope.categories):
+            if category not in categories:
+                found.append((("earn", i, "scope", "categories", j), f"unknown category {category!r} (known: "
+                              f"{', '.join(sorted(categories)) or 'none'})"))
+        for key in ("skus", "exclude_skus"):
+            for j, sku in enumerate(getattr(scope, key)):
+                if cat.skus and sku not in cat.skus:
+                    found.append((("earn", i, "scope", key, j), f"unknown sku {sku!r} (not in catalogue.skus)"))
     return found

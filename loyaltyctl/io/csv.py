@@ -12,15 +12,20 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from ..core.engine import check_txn
-from ..core.records import AnonymousSale, Adjust, Event, Join, Opening, Purchase, Redeem, Refund
+from ..core.records import NEVER, AnonymousSale, Adjust, Event, Join, Opening, Purchase, Redeem, Refund
+from ..core.rules import basket_total
 from ..core.values import parse_amount, parse_points, tag_list, ts_or_now
 from ..errors import InputError, LoyaltyError, NotFound
+from . import baskets
 
 MAX_FIELD = 10_000
 csv.field_size_limit(MAX_FIELD * 10)
 
 TXN_COLUMNS = ["txn_id", "member_id", "kind", "occurred_at", "amount", "partner", "points", "reward",
-               "ref_txn_id", "event", "reason", "expires_at"]
+               "ref_txn_id", "event", "reason", "expires_at", "lines", "discount", "paid_points"]
+# A purchase_lines file beside a transactions file: the lines of the purchases (and of line refunds) it names.
+LINE_COLUMNS = ["txn_id", "sku", "category", "quantity", "unit_price", "discount"]
+LINE_REQUIRED = ["txn_id", "sku", "quantity"]
 TXN_REQUIRED = ["txn_id", "member_id", "kind", "occurred_at"]
 IGNORED = ["line", "error"]  # added by the rejects file, so a corrected rejects file imports as is
 KINDS = ("purchase", "redeem", "refund", "event", "adjust", "opening")
@@ -180,10 +185,10 @@ def _cell(row: dict, column: str) -> str | None:
     return (row.get(column) or "").strip() or None
 
 
-def transaction(row: dict, program: str | None):
+def transaction(row: dict, program: str | None, files: dict | None = None):
     """The command a transaction row asks for. The columns every row has are checked first
     (txn_id, kind, occurred_at, member_id), so a row is refused for the same reason however
-    it would have applied."""
+    it would have applied. `files`: rows of a purchase_lines file by txn_id."""
     check_cells(row)
     txn = need(row, "txn_id")
     check_txn(txn)
@@ -195,10 +200,12 @@ def transaction(row: dict, program: str | None):
     if not member and kind != "purchase":
         raise RowError(f"required for kind {kind!r}", field="member_id")
     if not member:
+        basket = _basket(row, txn, files)
+        if basket is not None and not _cell(row, "amount"):
+            return AnonymousSale(txn, program, at, basket_total(basket))
         return AnonymousSale(txn, program, at, parse_amount(need(row, "amount"), "amount"))
     if kind == "purchase":
-        return Purchase(txn, member, program, at, True, parse_amount(need(row, "amount"), "amount"),
-                        _cell(row, "partner"))
+        return _purchase(row, txn, member, program, at, files)
     if kind == "event":
         return Event(txn, member, program, at, True, need(row, "event"))
     if kind == "redeem":
@@ -206,13 +213,94 @@ def transaction(row: dict, program: str | None):
     if kind == "refund":  # no amount: the whole purchase, or a redemption (cancelled whole)
         amount = _cell(row, "amount")
         return Refund(txn, need(row, "ref_txn_id"), at, True, parse_amount(amount, "amount") if amount else None,
-                      member)
+                      member, _refund_lines(row, txn, files))
     if kind == "adjust":
         return Adjust(txn, member, program, at, True, parse_points(need(row, "points"), "points", allow_negative=True),
                       need(row, "reason"))
     expires = _cell(row, "expires_at")
+    if expires and expires.lower() == NEVER:  # a balance that never expires
+        expires = NEVER
     return Opening(txn, member, program, at, True, parse_points(need(row, "points"), "points"),
-                   ts_or_now(expires, "expires_at") if expires else None)
+                   ts_or_now(expires, "expires_at") if expires not in (None, NEVER) else expires)
+
+
+def _purchase(row: dict, txn: str, member: str, program: str | None, at: str, files: dict | None) -> Purchase:
+    basket = _basket(row, txn, files)
+    amount = _cell(row, "amount") if basket is not None else need(row, "amount")
+    paid = _cell(row, "paid_points")
+    return Purchase(txn, member, program, at, True, parse_amount(amount, "amount") if amount else None,
+                    _cell(row, "partner"), basket, parse_points(paid, "paid_points") if paid else None)
+
+
+def _basket(row: dict, txn: str, files: dict | None):
+    """A purchase's lines: the `lines` JSON column, or the purchase_lines file's rows for it."""
+    text, found = _cell(row, "lines"), (files or {}).get(txn)
+    discounts = tuple(baskets.parse_discount(d) for d in (_cell(row, "discount") or "").split(";") if d.strip())
+    if text and found:
+        raise RowError("give the lines in the lines column or in the purchase_lines file, not both", field="lines")
+    basket = baskets.basket_json(text, "lines", "lines") if text else _file_basket(found) if found else None
+    if basket is None:
+        if discounts:
+            raise RowError("applies to purchases with lines", field="discount")
+        return None
+    return baskets.with_discounts(basket, discounts)
+
+
+def _file_basket(rows: list[tuple[str, dict]]):
+    from ..core.records import Basket, Line
+
+    lines = []
+    for where, r in rows:
+        try:
+            lines.append(Line(baskets.label(r.get("sku"), "sku"), baskets.quantity(r.get("quantity")),
+                              baskets.money_value(_line_cell(r, "unit_price"), "unit_price"),
+                              baskets.money_value(_cell(r, "discount") or "0", "discount"),
+                              baskets.label(r["category"], "category") if _cell(r, "category") else None))
+        except LoyaltyError as exc:
+            raise RowError(f"{where}: {exc.detail}", field="lines") from None
+    return Basket(tuple(lines))
+
+
+def _line_cell(row: dict, column: str) -> str:
+    value = _cell(row, column)
+    if value is None:
+        raise InputError(f"{column} required")
+    return value
+
+
+def _refund_lines(row: dict, txn: str, files: dict | None) -> tuple:
+    """(sku, quantity) of the lines a refund row names: JSON in `lines`, or purchase_lines rows."""
+    text, found = _cell(row, "lines"), (files or {}).get(txn)
+    if text:
+        return baskets.refund_json(text)
+    out = []
+    for where, r in found or ():
+        try:
+            out.append((baskets.label(r.get("sku"), "sku"), baskets.quantity(r.get("quantity"))))
+        except LoyaltyError as exc:
+            raise RowError(f"{where}: {exc.detail}", field="lines") from None
+    return tuple(out)
+
+
+def purchase_lines(path: str) -> dict[str, list[tuple[str, dict]]]:
+    """A purchase_lines file's rows by txn_id, each with where it is (file:line), read whole:
+    the transactions file is streamed, its lines are looked up."""
+    source, handle = open_csv(path, LINE_COLUMNS, LINE_REQUIRED)
+    out: dict[str, list] = {}
+    try:
+        for line, row in source.rows:
+            where = f"{source.name}:{line}"
+            try:
+                check_cells(row)
+            except RowError as exc:
+                raise InputError(f"{where}: {exc.message}") from None
+            txn = _cell(row, "txn_id")
+            if not txn:
+                raise InputError(f"{where}: txn_id: required")
+            out.setdefault(txn, []).append((where, row))
+    finally:
+        handle.close()
+    return out
 
 
 def _redeem(row: dict, txn: str, member: str, program: str | None, at: str) -> Redeem:

@@ -41,8 +41,10 @@ def expiring(db, within: int = 30, min_points: int = 1, program: str | None = No
     at = ts_or_now(as_of, "as_of")
     if program:
         require_program(db, program)
-    rows = job_sql.expiring(db, at, shift(at, within), program, min_points)
-    return Report(["member_id", "name", "email", "program_code", "points", "lots", "first_expiry"], rows,
+    rows = [r | {"expires_on": r["first_expiry"][:10]}
+            for r in job_sql.expiring(db, at, shift(at, within), program, min_points)]
+    # name, email, points and expires_on are what a mail merge needs ("your 300 points expire on ...")
+    return Report(["member_id", "name", "email", "program_code", "points", "lots", "first_expiry", "expires_on"], rows,
                   ["points", "lots"])
 
 

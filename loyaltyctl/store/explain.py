@@ -66,3 +66,18 @@ def tier_changes_made_by(db: Database, enrollment_id: int, entry_id: int, at: st
         {"e": entry_id, "n": enrollment_id, "t": at},
     )
     return [dict(r) for r in rows]
+
+
+def purchase_lines(db: Database, entry_id: int) -> list:
+    """An entry's purchase lines (a purchase's, or what a refund took back), in line order."""
+    from ..core.records import PurchaseLine
+
+    return [PurchaseLine(*r) for r in db.all(
+        """SELECT entry_id, line_no, sku, category, quantity, unit_price_e4, discount_e4, order_discount_e4, points
+           FROM purchase_lines WHERE entry_id = ? ORDER BY line_no""", (entry_id,))]
+
+
+def payment_of(db: Database, entry_id: int) -> dict | None:
+    """The redemption that paid part of a purchase with points."""
+    row = db.one("SELECT * FROM entries WHERE ref_entry_id = ? AND kind = 'redeem'", (entry_id,))
+    return dict(row) if row else None

@@ -213,7 +213,8 @@ def record_job(db: Database, job: str, program: str | None, as_of: str, summary:
 def expiring(db: Database, t: str, until: str, program: str | None, min_points: int) -> list[dict]:
     """Members with points in lots expiring in (t, until], as they stand at t."""
     f = fragments(db.dialect)
-    sql = f"""SELECT e.member_id, m.name, m.email, e.program_code, SUM(l.remaining) AS points,
+    sql = f"""SELECT e.member_id, m.name, CASE WHEN m.erased_at IS NULL THEN m.email END AS email, e.program_code,
+                    SUM(l.remaining) AS points,
                     MIN({f.lot_expiry}) AS first_expiry, count(*) AS lots
              FROM lots l JOIN enrollments e ON e.id = l.enrollment_id JOIN members m ON m.member_id = e.member_id
              WHERE l.remaining > 0 AND l.earned_at <= :t
@@ -223,5 +224,5 @@ def expiring(db: Database, t: str, until: str, program: str | None, min_points: 
     if program:
         sql += " AND e.program_code = :program"
         params["program"] = program
-    sql += " GROUP BY e.member_id, m.name, m.email, e.program_code HAVING SUM(l.remaining) >= :min"
+    sql += " GROUP BY e.member_id, m.name, m.email, m.erased_at, e.program_code HAVING SUM(l.remaining) >= :min"
     return [dict(r) for r in db.all(sql + " ORDER BY first_expiry, points DESC, e.member_id", params)]

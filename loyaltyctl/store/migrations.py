@@ -248,5 +248,23 @@ V_IDENTITY = [
     f"PRAGMA application_id = {APPLICATION_ID}",
 ]
 
+# Baskets: a purchase's lines (line_no from 1, in the order given), with the points each earned;
+# a refund of lines adds rows under the refund's entry with the purchase's line_no and negative
+# quantity, discounts and points. Money in 1/10,000 of the currency.
+V_PURCHASE_LINES = [
+    """CREATE TABLE IF NOT EXISTS purchase_lines (
+        entry_id BIGINT NOT NULL REFERENCES entries(id),
+        line_no INTEGER NOT NULL,
+        sku TEXT NOT NULL,
+        category TEXT,
+        quantity INTEGER NOT NULL,
+        unit_price_e4 BIGINT NOT NULL,
+        discount_e4 BIGINT NOT NULL,
+        order_discount_e4 BIGINT NOT NULL,
+        points BIGINT NOT NULL,
+        PRIMARY KEY (entry_id, line_no)
+    )""",
+]
+
 MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS, V_PURCHASE_GAPS, V_SEQUENCES,
-                               V_TIER_CAUSE, V_INACTIVITY_FROM, V_GAPS_BY_WRITERS, V_IDENTITY]
+                               V_TIER_CAUSE, V_INACTIVITY_FROM, V_GAPS_BY_WRITERS, V_IDENTITY, V_PURCHASE_LINES]

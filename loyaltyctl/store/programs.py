@@ -91,3 +91,9 @@ def inactive_holders(db: Database, code: str, since: str, at: str) -> tuple[int,
                               AND a.kind IN ('earn', 'redeem') AND a.effective_at > :since AND a.effective_at <= :t)""",
         {"code": code, "t": at, "since": since})
     return row[0], row[1]
+
+
+def member_tags(db: Database, code: str, at: str) -> list[tuple[str, ...]]:
+    """The tags of each member enrolled in a program by `at`."""
+    rows = db.all("SELECT tags FROM enrollments WHERE program_code = ? AND joined_at <= ? ORDER BY id", (code, at))
+    return [tuple(t for t in r[0].split(";") if t) for r in rows]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ..core.program import Program, unknown_program
 from ..core.records import (
-    AnonymousSale, Adjust, Book, Enrollment, Entry, Event, Join, Lot, MemberState, Prior, Purchase, Qualifying, Redeem,
-    Ref, Refund, TierChange,
+    AnonymousSale, Adjust, Book, Enrollment, Entry, Event, Join, Lot, MemberState, Payment, Prior, Purchase,
+    PurchaseLine, Qualifying, Redeem, Ref, Refund, TierChange,
 )
 from ..core.values import shift
 from .connection import Database
@@ -149,14 +149,64 @@ def _refs(db: Database, book: Book, txns: list[str]) -> set[int]:
     touched = {lot_id for ms in moves.values() for lot_id, _ in ms}
     lots = {lot.id: lot for lot in _lots(db, f"l.id IN {d.ids('lots')}", {"lots": d.values(touched)})} if touched else {}
     expired = _expired_from(db, [lot.id for lot in own.values()])
+    lines, refunded = _purchase_lines(db, list(by_id))
+    payments = _payments(db, list(by_id))
     for e in entries:
         amount, points, n = refunds.get(e.id, (0, 0, 0))
         lot = own.get(e.id)
         book.refs[e.txn_id] = Ref(e, refunded_e4=amount, clawed=points, refunds=n, lot=lot,
                                   expired_from_lot=expired.get(lot.id, 0) if lot else 0,
                                   moves=tuple(moves.get(e.id, ())),
-                                  lots=tuple(lots[lot_id] for lot_id, _ in moves.get(e.id, ())))
+                                  lots=tuple(lots[lot_id] for lot_id, _ in moves.get(e.id, ())),
+                                  lines=lines.get(e.id, ()), refunded_lines=refunded.get(e.id, ()),
+                                  payment=payments.get(e.id))
     return {e.enrollment_id for e in entries}
+
+
+_LINE_COLUMNS = ("l.entry_id, l.line_no, l.sku, l.category, l.quantity, l.unit_price_e4, l.discount_e4, "
+                 "l.order_discount_e4, l.points")
+
+
+def _purchase_lines(db: Database, purchases: list[int]) -> tuple[dict, dict]:
+    """Purchases' lines, and the lines their refunds took back, by purchase."""
+    d = db.dialect
+    keys = {"ids": d.values(purchases)}
+    lines: dict[int, tuple] = {}
+    for r in db.all(f"SELECT {_LINE_COLUMNS} FROM purchase_lines l WHERE l.entry_id IN {d.ids('ids')} "
+                    "ORDER BY l.entry_id, l.line_no", keys):
+        lines[r[0]] = lines.get(r[0], ()) + (PurchaseLine(*r),)
+    refunded: dict[int, tuple] = {}
+    for r in db.all(f"""SELECT e.ref_entry_id, {_LINE_COLUMNS} FROM purchase_lines l JOIN entries e ON e.id = l.entry_id
+                        WHERE e.ref_entry_id IN {d.ids('ids')} AND e.kind = 'refund'
+                        ORDER BY e.id, l.line_no""", keys):
+        refunded[r[0]] = refunded.get(r[0], ()) + (PurchaseLine(*r[1:]),)
+    return lines, refunded
+
+
+def _payments(db: Database, purchases: list[int]) -> dict[int, Payment]:
+    """The redemptions that paid part of these purchases with points, with the lots they took
+    from and what refunds gave back, by purchase."""
+    d = db.dialect
+    pays = {e.ref_entry_id: e for e in map(entry_of, db.all(
+        f"SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.ref_entry_id IN {d.ids('ids')} AND e.kind = 'redeem'",
+        {"ids": d.values(purchases)}))}
+    if not pays:
+        return {}
+    keys = {"ids": d.values(e.id for e in pays.values())}
+    taken: dict[int, list] = {}
+    for entry_id, lot_id, points in db.all(
+            f"SELECT entry_id, lot_id, points FROM lot_moves WHERE entry_id IN {d.ids('ids')} ORDER BY id", keys):
+        taken.setdefault(entry_id, []).append((lot_id, points))
+    back: dict[int, list] = {}
+    for pay_id, lot_id, points in db.all(
+            f"""SELECT e.ref_entry_id, m.lot_id, m.points FROM lot_moves m JOIN entries e ON e.id = m.entry_id
+                WHERE e.ref_entry_id IN {d.ids('ids')} AND e.kind = 'refund' ORDER BY m.id""", keys):
+        back.setdefault(pay_id, []).append((lot_id, points))
+    touched = {lot_id for ms in taken.values() for lot_id, _ in ms}
+    lots = {lot.id: lot for lot in _lots(db, f"l.id IN {d.ids('lots')}", {"lots": d.values(touched)})}
+    return {purchase: Payment(e, tuple(taken.get(e.id, ())), tuple(lots[i] for i, _ in taken.get(e.id, ())),
+                              tuple(back.get(e.id, ())))
+            for purchase, e in pays.items()}
 
 
 def _expired_from(db: Database, lot_ids: list[int]) -> dict[int, int]:
@@ -174,7 +224,8 @@ def _debiting(book: Book, commands: list) -> set[str]:
     """Members whose lots a command of the batch may take from (or give back to)."""
     out = set()
     for cmd in commands:
-        if isinstance(cmd, (Redeem, Refund)) or (isinstance(cmd, Adjust) and cmd.points < 0):
+        if isinstance(cmd, (Redeem, Refund)) or (isinstance(cmd, Adjust) and cmd.points < 0) or \
+                (isinstance(cmd, Purchase) and cmd.pay_points):
             out.add(getattr(cmd, "member", None) or "")
     return out
 

@@ -393,3 +393,42 @@ def ticket(db: Database, since: str, until: str, program: str | None, first_days
             WHERE s.effective_at >= :since AND s.effective_at < :until
             {"AND s.program_code = :program" if program else ""} GROUP BY s.program_code"""
     return [dict(r) for r in db.all(sql, params)]
+
+
+# --- milestones ------------------------------------------------------------------------------
+
+# A member's contact for a mailing: an erased member has no e-mail address to write to.
+_CONTACT = "m.name AS name, CASE WHEN m.erased_at IS NULL THEN m.email END AS email"
+
+
+def earned_before(db: Database, code: str, since: str) -> dict[int, dict]:
+    """Each enrollment of a program with its contact and the points it earned before `since`
+    (member show's lifetime_earned: earn entries, before any claw-back)."""
+    rows = db.all(
+        f"""SELECT n.id AS eid, n.member_id, {_CONTACT},
+                  COALESCE((SELECT SUM(e.points) FROM entries e WHERE e.enrollment_id = n.id AND e.kind = 'earn'
+                            AND e.effective_at < :since), 0) AS earned
+           FROM enrollments n JOIN members m ON m.member_id = n.member_id
+           WHERE n.program_code = :program ORDER BY n.id""", {"program": code, "since": since})
+    return {r["eid"]: dict(r) for r in rows}
+
+
+def credits_between(db: Database, code: str, since: str, until: str) -> list[tuple[int, str, int]]:
+    """(enrollment, effective_at, points) of the program's earn entries in [since, until), in time order."""
+    return [tuple(r) for r in db.all(
+        """SELECT e.enrollment_id, e.effective_at, e.points FROM entries e
+           JOIN enrollments n ON n.id = e.enrollment_id
+           WHERE n.program_code = :program AND e.kind = 'earn' AND e.points > 0
+             AND e.effective_at >= :since AND e.effective_at < :until
+           ORDER BY e.enrollment_id, e.effective_at, e.id""", {"program": code, "since": since, "until": until})]
+
+
+def tier_moves_between(db: Database, code: str, since: str, until: str) -> list[dict]:
+    """Tier changes (not the first tier on enrolling) in [since, until), with the member's contact."""
+    return [dict(r) for r in db.all(
+        f"""SELECT n.member_id, {_CONTACT}, t.tier, t.previous, t.effective_at
+           FROM tier_changes t JOIN enrollments n ON n.id = t.enrollment_id
+           JOIN members m ON m.member_id = n.member_id
+           WHERE n.program_code = :program AND t.source <> 'enroll'
+             AND t.effective_at >= :since AND t.effective_at < :until
+           ORDER BY t.effective_at, n.member_id, t.id""", {"program": code, "since": since, "until": until})]

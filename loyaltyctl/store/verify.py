@@ -84,6 +84,16 @@ def _checks(LOT_EXPIRY: str, PURCHASE_GAPS: str) -> dict[str, tuple[str, str]]: 
                UNION ALL
                SELECT 'cache', b.* FROM (SELECT * FROM purchase_gaps EXCEPT SELECT * FROM ledger) b""",
         ),
+        "purchase_lines": (
+            "the lines of a purchase (or of a refund of lines) do not add up to its amount, or earned more than it",
+            """SELECT e.txn_id, e.amount_e4, SUM(l.quantity * l.unit_price_e4 - l.discount_e4 - l.order_discount_e4)
+                      AS lines_e4, e.points, SUM(l.points) AS line_points
+               FROM entries e JOIN purchase_lines l ON l.entry_id = e.id
+               GROUP BY e.id, e.txn_id, e.amount_e4, e.points, e.kind
+               HAVING SUM(l.quantity * l.unit_price_e4 - l.discount_e4 - l.order_discount_e4)
+                      <> e.amount_e4
+                   OR (e.kind = 'earn' AND SUM(l.points) > e.points)""",
+        ),
         "entry_member": (
             "an entry's program version belongs to another program than its member's enrollment",
             """SELECT e.txn_id FROM entries e JOIN enrollments n ON n.id = e.enrollment_id

@@ -61,6 +61,7 @@ def write(db: Database, postings: list[Posting]) -> _Ids:
     _moves(db, moves, ids)
     _tier_changes(db, [c for p in done for c in p.tier_changes], ids)
     _sales(db, [p.sale for p in done if p.sale is not None])
+    _purchase_lines(db, [line for p in done for line in p.lines], ids)
     _totals(db, entries, ids)
     _gaps(db, entries, ids)
     return ids
@@ -128,6 +129,18 @@ def _sales(db: Database, sales) -> None:
         """INSERT INTO anonymous_sales (txn_id, program_code, amount_e4, content, effective_at, recorded_at)
            VALUES (?, ?, ?, ?, ?, ?)""",
         [(s.txn_id, s.program, s.amount_e4, s.content, s.effective_at, s.recorded_at) for s in sales])
+
+
+_LINE_COLUMNS = ("entry_id", "line_no", "sku", "category", "quantity", "unit_price_e4", "discount_e4",
+                 "order_discount_e4", "points")
+
+
+def _purchase_lines(db: Database, lines, ids: _Ids) -> None:
+    if lines:
+        db.executemany(f"INSERT INTO purchase_lines ({', '.join(_LINE_COLUMNS)}) VALUES "
+                       f"({', '.join('?' for _ in _LINE_COLUMNS)})",
+                       [(ids(x.entry_id), x.line_no, x.sku, x.category, x.quantity, x.unit_price_e4, x.discount_e4,
+                         x.order_discount_e4, x.points) for x in lines])
 
 
 def _gaps(db: Database, entries, ids: _Ids) -> None:
