@@ -346,8 +346,8 @@ def test_oversized_fields_and_control_characters_are_rejected_per_row(coffee, tm
     data = json.loads(r.stdout)
     assert (data["applied"], data["rejected"]) == (2, 3)
     assert [(x["line"], x["error"].split(":")[0]) for x in data["rejects"]] == [(3, "reason"), (4, "amount"), (5, "txn_id")]
-    assert "longer than 10000" in data["rejects"][0]["error"]
-    assert "control characters" in data["rejects"][1]["error"]
+    assert "longer than 10,000" in data["rejects"][0]["error"]
+    assert "control character (U+001B)" in data["rejects"][1]["error"]
     assert coffee.json("member", "show", "M1", "--as-of", "2025-03-01")["balance"] == 30
 
 

@@ -116,3 +116,21 @@ def factor(ctx, param, value: str) -> str:
 
     _usage(parse_factor, value)
     return value
+
+
+def text(field: str) -> Callable:
+    """Text typed for `field` (values.text: printable, within the field's limit, the same rule
+    as a CSV import's); a repeated option's values each."""
+    def check(ctx, param, value):
+        if value is None:
+            return None
+        from ..core.values import text as parse_text
+        from ..errors import InputError
+
+        try:
+            if isinstance(value, (list, tuple)):
+                return [parse_text(v, field) for v in value]
+            return parse_text(value, field)
+        except InputError as exc:
+            raise _bad(exc.detail) from None
+    return check
