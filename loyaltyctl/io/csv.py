@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 from ..core.engine import check_txn
 from ..core.records import AnonymousSale, Adjust, Event, Join, Opening, Purchase, Redeem, Refund
-from ..core.values import parse_amount, parse_points, tag_list, ts_or_now
+from ..core.values import CONTROL, parse_amount, parse_points, printable, tag_list, text, ts_or_now
 from ..errors import InputError, LoyaltyError, NotFound
 
 MAX_FIELD = 10_000
@@ -28,7 +28,6 @@ MEMBER_COLUMNS = ["member_id", "program", "name", "email", "tags", "referred_by"
 MEMBER_REQUIRED = ["member_id", "program"]
 NPS_COLUMNS = ["response_id", "member_id", "account", "score", "comment", "answered_at", "program"]
 NPS_REQUIRED = ["response_id", "score", "answered_at"]
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
 
 
 class RowError(LoyaltyError):
@@ -101,7 +100,7 @@ def _header(name: str, reader, counter, known: list[str], required: list[str]) -
     if counter.bad_lines:
         raise InputError(f"{name}: not UTF-8 text; is it a CSV file?")
     header = [h.strip() for h in header]
-    if any(_CONTROL.search(h) for h in header):
+    if any(CONTROL.search(h) for h in header):
         raise InputError(f"{name}:1: the header line has control characters; is it a CSV file?")
     if not any(header):
         raise InputError(f"{name}:1: empty header line (expected {', '.join(required)}, ...)")
@@ -161,12 +160,11 @@ def check_cells(row: dict) -> None:
     if "__error__" in row:
         raise RowError(row.pop("__error__"))
     values = row.values()
-    if max(map(len, values), default=0) > MAX_FIELD or _CONTROL.search("".join(values)):
+    if max(map(len, values), default=0) > MAX_FIELD or CONTROL.search("".join(values)):
         for key, value in row.items():
             if len(value) > MAX_FIELD:
-                raise RowError(f"longer than {MAX_FIELD} characters", field=key)
-            if _CONTROL.search(value):
-                raise RowError("contains control characters (a line break inside a quoted cell?)", field=key)
+                raise RowError(f"longer than {MAX_FIELD:,} characters", field=key)
+            printable(value, key)
 
 
 def need(row: dict, column: str) -> str:
@@ -180,43 +178,53 @@ def _cell(row: dict, column: str) -> str | None:
     return (row.get(column) or "").strip() or None
 
 
+def need_text(row: dict, column: str) -> str:
+    """A required text cell, under the same rule as the command line's (values.text)."""
+    return text(need(row, column), column)
+
+
+def text_cell(row: dict, column: str) -> str | None:
+    value = _cell(row, column)
+    return value and text(value, column)
+
+
 def transaction(row: dict, program: str | None):
     """The command a transaction row asks for. The columns every row has are checked first
     (txn_id, kind, occurred_at, member_id), so a row is refused for the same reason however
     it would have applied."""
     check_cells(row)
-    txn = need(row, "txn_id")
+    txn = need_text(row, "txn_id")
     check_txn(txn)
     kind = (row.get("kind") or "").strip()
     if kind not in KINDS:
         raise RowError(f"{kind!r} is not one of {', '.join(KINDS)}", field="kind")
     at = ts_or_now(need(row, "occurred_at"), "occurred_at")
-    member = (row.get("member_id") or "").strip()
+    member = text_cell(row, "member_id") or ""
     if not member and kind != "purchase":
         raise RowError(f"required for kind {kind!r}", field="member_id")
     if not member:
         return AnonymousSale(txn, program, at, parse_amount(need(row, "amount"), "amount"))
     if kind == "purchase":
         return Purchase(txn, member, program, at, True, parse_amount(need(row, "amount"), "amount"),
-                        _cell(row, "partner"))
+                        text_cell(row, "partner"))
     if kind == "event":
-        return Event(txn, member, program, at, True, need(row, "event"))
+        return Event(txn, member, program, at, True, need_text(row, "event"))
     if kind == "redeem":
         return _redeem(row, txn, member, program, at)
     if kind == "refund":  # no amount: the whole purchase, or a redemption (cancelled whole)
         amount = _cell(row, "amount")
-        return Refund(txn, need(row, "ref_txn_id"), at, True, parse_amount(amount, "amount") if amount else None,
+        return Refund(txn, need_text(row, "ref_txn_id"), at, True, parse_amount(amount, "amount") if amount else None,
                       member)
     if kind == "adjust":
         return Adjust(txn, member, program, at, True, parse_points(need(row, "points"), "points", allow_negative=True),
-                      need(row, "reason"))
+                      need_text(row, "reason"))
     expires = _cell(row, "expires_at")
     return Opening(txn, member, program, at, True, parse_points(need(row, "points"), "points"),
                    ts_or_now(expires, "expires_at") if expires else None)
 
 
 def _redeem(row: dict, txn: str, member: str, program: str | None, at: str) -> Redeem:
-    points, reward = _cell(row, "points"), _cell(row, "reward")
+    points, reward = _cell(row, "points"), text_cell(row, "reward")
     if bool(points) == bool(reward):
         raise RowError("redeem needs exactly one of points or reward")
     return Redeem(txn, member, program, at, True, parse_points(points, "points") if points else None, reward)
@@ -233,13 +241,13 @@ class MemberRow:
 def member(row: dict) -> MemberRow:
     """A member row: the enrollment it asks for and the contact details it carries."""
     check_cells(row)
-    member_id = need(row, "member_id")
-    program = need(row, "program")
+    member_id = need_text(row, "member_id")
+    program = need_text(row, "program")
     joined = _cell(row, "joined_at")
     at = ts_or_now(joined, "joined_at")
     tags = tuple(tag_list([t for t in (row.get("tags") or "").split(";") if t.strip()]))
-    return MemberRow(Join(member_id, program, at, tags, _cell(row, "referred_by")), _cell(row, "name"),
-                     _cell(row, "email"), _cell(row, "account"))
+    return MemberRow(Join(member_id, program, at, tags, text_cell(row, "referred_by")), text_cell(row, "name"),
+                     text_cell(row, "email"), text_cell(row, "account"))
 
 
 class csv_writer:
