@@ -21,9 +21,11 @@ from typing import Callable
 from ..core import engine, rules
 from ..core.records import Join, Posting, Reject
 from ..core.values import now_ts
-from ..errors import Conflict, LoyaltyError
+from ..errors import Conflict, InputError, LoyaltyError
 from ..io import csv as source_csv
-from ..io.csv import RowError, Source, file_digest, open_csv
+from ..io.csv import CsvFormat, RowError, Source, file_digest, open_csv
+from ..io.csv import delimiter as parse_delimiter  # noqa: F401  (the command line checks --delimiter with it)
+from ..io.csv import encoding as parse_encoding  # noqa: F401  (and --encoding)
 from ..io.rejects import RejectsWriter
 from ..store import imports as sql
 from ..store import members as member_store
@@ -56,9 +58,9 @@ class Summary:
     def reject(self, row: dict) -> None:
         self.rejected += 1
         if len(self.rejects) < self.KEEP:
-            self.rejects.append(row)
+            self.rejects.append(_readable(row))
         if self.on_reject:
-            self.on_reject(row)
+            self.on_reject(row)  # the rejects file writes undecodable bytes back as they were
 
     def as_dict(self) -> dict:
         return {"rows": self.rows, "applied": self.applied, "duplicates": self.duplicates,
@@ -66,10 +68,18 @@ class Summary:
                 "resumed_after_line": self.resumed_after}
 
 
+def _readable(row: dict) -> dict:
+    """A row for messages and JSON: bytes that were not text (held as surrogates) shown as U+FFFD."""
+    return {k: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if isinstance(v, str) else v
+            for k, v in row.items()}
+
+
 # --- transactions and members: the engine over a chunk ----------------------------------------
 
 
 def _error(exc: Exception) -> str:
+    if isinstance(exc, LoyaltyError) and exc.field == "program":  # no column: the import's --program says it
+        return f"{exc.detail}: import the file with --program"
     if isinstance(exc, LoyaltyError):
         return exc.message
     return f"bad number: {exc}"
@@ -142,12 +152,15 @@ def _contacts(db: Database, postings: list[Posting], contacts: dict) -> None:
 
 def import_transactions(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
                         enroll_unknown: bool = False, dry_run: bool = False, progress=None,
-                        rejects: str | None = None, overwrite: bool = False) -> Summary:
+                        rejects: str | None = None, overwrite: bool = False, fmt: CsvFormat = CsvFormat()) -> Summary:
+    if enroll_unknown and not program:
+        raise InputError("--enroll-unknown needs a program to enroll members in", field="program")
     if program:
         require_program(db, program)
-    source, handle = open_csv(path, source_csv.TXN_COLUMNS, source_csv.TXN_REQUIRED)
+    source, handle = open_csv(path, source_csv.TXN_COLUMNS, source_csv.TXN_REQUIRED, fmt)
     digest = file_digest(path)
-    key = f"import transactions {digest} {program or ''} {'enroll' if enroll_unknown else ''}" if digest else None
+    key = (f"import transactions {digest} {program or ''} {'enroll' if enroll_unknown else ''}{fmt.key()}"
+           if digest else None)
 
     def apply_chunk(chunk):
         parsed = [_transaction(row, program) for _, row in chunk]
@@ -158,7 +171,7 @@ def import_transactions(db: Database, path: str, *, program: str | None = None, 
     try:
         with sql.bulk_session(db, CACHE_MIB, CHECKPOINT_PAGES):
             return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                        rejects=rejects, overwrite=overwrite, checkpoint=key)
+                        rejects=rejects, overwrite=overwrite, checkpoint=key, fmt=fmt)
     finally:
         handle.close()
 
@@ -173,15 +186,13 @@ def _transaction(row: dict, program: str | None):
 ENROLLING = ("Purchase", "Event", "Opening", "Adjust")
 
 
-def _with_enrollments(db: Database, parsed: list, program: str | None) -> list:
+def _with_enrollments(db: Database, parsed: list, program: str) -> list:
     """--enroll-unknown: a row of a member not enrolled in --program (a purchase, event,
     opening balance or adjustment) enrolls them first, at the row's time."""
     out = []
     for cmds in parsed:
         if not isinstance(cmds, list) or type(cmds[0]).__name__ not in ENROLLING:
             out.append(cmds)
-        elif not program:
-            out.append(RowError("--enroll-unknown needs --program"))
         else:
             cmd = cmds[0]
             out.append([_Enroll(Join(cmd.member, program, cmd.at), "continue"), cmd])
@@ -189,8 +200,9 @@ def _with_enrollments(db: Database, parsed: list, program: str | None) -> list:
 
 
 def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry_run: bool = False,
-                   progress=None, rejects: str | None = None, overwrite: bool = False) -> Summary:
-    source, handle = open_csv(path, source_csv.MEMBER_COLUMNS, source_csv.MEMBER_REQUIRED)
+                   progress=None, rejects: str | None = None, overwrite: bool = False,
+                   fmt: CsvFormat = CsvFormat()) -> Summary:
+    source, handle = open_csv(path, source_csv.MEMBER_COLUMNS, source_csv.MEMBER_REQUIRED, fmt)
 
     def apply_chunk(chunk):
         rows = _consistent_contacts(db, [_member(row) for _, row in chunk])
@@ -200,7 +212,7 @@ def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry
 
     try:
         return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                    rejects=rejects, overwrite=overwrite)
+                    rejects=rejects, overwrite=overwrite, fmt=fmt)
     finally:
         handle.close()
 
@@ -241,6 +253,8 @@ def _apply_nps(db: Database, row: dict, program: str | None) -> str:
     response = (row.get("response_id") or "").strip()
     if not response:
         raise RowError("required", field="response_id")
+    if not (row.get("member_id") or "").strip() and not (row.get("account") or "").strip():
+        raise RowError("a response needs a member_id or an account")
     return record(db, (row.get("member_id") or "").strip() or None, score=(row.get("score") or "").strip(),
                   account=row.get("account"), comment=row.get("comment"),
                   at=source_csv.need(row, "answered_at"),
@@ -248,19 +262,20 @@ def _apply_nps(db: Database, row: dict, program: str | None) -> str:
 
 
 def import_nps(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
-               dry_run: bool = False, progress=None, rejects: str | None = None, overwrite: bool = False) -> Summary:
+               dry_run: bool = False, progress=None, rejects: str | None = None, overwrite: bool = False,
+               fmt: CsvFormat = CsvFormat()) -> Summary:
     """NPS responses: response_id, member_id, account, score, comment, answered_at [, program].
     response_id is the idempotency key: a re-imported file records nothing twice."""
     if program:
         require_program(db, program)
-    source, handle = open_csv(path, source_csv.NPS_COLUMNS, source_csv.NPS_REQUIRED)
+    source, handle = open_csv(path, source_csv.NPS_COLUMNS, source_csv.NPS_REQUIRED, fmt)
 
     def apply_chunk(chunk):
         return [_one(db, lambda: _apply_nps(db, row, program)) for _, row in chunk]
 
     try:
         return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                    rejects=rejects, overwrite=overwrite)
+                    rejects=rejects, overwrite=overwrite, fmt=fmt)
     finally:
         handle.close()
 
@@ -278,7 +293,8 @@ def _one(db: Database, apply) -> tuple[str, str | None]:
 
 
 def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry_run: bool, progress,
-         rejects: str | None, overwrite: bool = False, checkpoint: str | None = None) -> Summary:
+         rejects: str | None, overwrite: bool = False, checkpoint: str | None = None,
+         fmt: CsvFormat = CsvFormat()) -> Summary:
     """Apply `apply_chunk(chunk)` to every chunk of rows (it returns (status, error) per row).
     `checkpoint` names this import (file digest and options) so a killed run is resumed after
     the last committed line."""
@@ -293,7 +309,8 @@ def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry
     else:
         checkpoint = None
     if rejects:
-        with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after, overwrite=overwrite) as writer:
+        with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after, overwrite=overwrite,
+                           fmt=fmt) as writer:
             summary.on_reject = writer
             return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
     return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import AsOfOpt, Format, FormatOpt, ForceOpt, db, default_program, program_option, reader, state
+from . import parse
+from .common import (AsOfOpt, Format, FormatOpt, ForceOpt, db, default_program, program_option, reader, state,
+                     usage_error)
 
 PANEL = "Import and export"
 import_app = typer.Typer(help="Import CSV batches (transactions, members, NPS responses).", no_args_is_help=True)
@@ -18,6 +20,16 @@ RejectsOpt = Annotated[Optional[str], typer.Option("--rejects", metavar="<file>"
 RejectsForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing --rejects file (a re-run that resumes a killed import does without).")]
 AllOrNothingOpt = Annotated[bool, typer.Option("--all-or-nothing", help="One bad row means nothing is written.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Run the whole import, then roll it back.")]
+DelimiterOpt = Annotated[str, typer.Option("--delimiter", metavar="<char>", callback=parse.delimiter,
+                                           help="Character between cells: a comma, ; | or tab (\\t). The rejects file uses it too.")]
+EncodingOpt = Annotated[str, typer.Option("--encoding", metavar="<name>", callback=parse.encoding,
+                                          help="Text encoding of the file (utf-8, cp1252, latin-1...). The rejects file uses it too.")]
+
+
+def _format(delimiter: str, encoding: str):
+    from ..app.batch import CsvFormat
+
+    return CsvFormat(delimiter, encoding)
 
 
 @contextmanager
@@ -87,6 +99,8 @@ def import_transactions(
     all_or_nothing: AllOrNothingOpt = False,
     enroll_unknown: Annotated[bool, typer.Option("--enroll-unknown", help="Enroll unknown members in --program instead of rejecting their rows.")] = False,
     dry_run: DryRunOpt = False,
+    delimiter: DelimiterOpt = ",",
+    encoding: EncodingOpt = "utf-8",
     fmt: FormatOpt = Format.table,
 ):
     """Import purchases, redemptions, refunds, events, adjustments and opening balances.
@@ -101,12 +115,15 @@ def import_transactions(
     """
     from ..app import batch as imports
 
+    if enroll_unknown and not default_program(program):
+        raise usage_error(ctx, "--enroll-unknown needs --program (the program to enroll members in)")
     _guard_rejects(ctx, rejects, path)
     database = db(ctx)
     with progress_bar(path) as progress:
         summary = imports.import_transactions(database, path, program=default_program(program, database),
                                               all_or_nothing=all_or_nothing, enroll_unknown=enroll_unknown,
-                                              dry_run=dry_run, progress=progress, rejects=rejects, overwrite=force)
+                                              dry_run=dry_run, progress=progress, rejects=rejects, overwrite=force,
+                                              fmt=_format(delimiter, encoding))
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
 
 
@@ -118,6 +135,8 @@ def import_members(
     force: RejectsForceOpt = False,
     all_or_nothing: AllOrNothingOpt = False,
     dry_run: DryRunOpt = False,
+    delimiter: DelimiterOpt = ",",
+    encoding: EncodingOpt = "utf-8",
     fmt: FormatOpt = Format.table,
 ):
     """Enroll members from CSV: member_id, program, name, email, tags (a;b), referred_by, joined_at, account.
@@ -131,7 +150,8 @@ def import_members(
     _guard_rejects(ctx, rejects, path)
     with progress_bar(path) as progress:
         summary = imports.import_members(db(ctx), path, all_or_nothing=all_or_nothing, dry_run=dry_run,
-                                         progress=progress, rejects=rejects, overwrite=force)
+                                         progress=progress, rejects=rejects, overwrite=force,
+                                         fmt=_format(delimiter, encoding))
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
 
 
@@ -144,6 +164,8 @@ def import_nps(
     force: RejectsForceOpt = False,
     all_or_nothing: AllOrNothingOpt = False,
     dry_run: DryRunOpt = False,
+    delimiter: DelimiterOpt = ",",
+    encoding: EncodingOpt = "utf-8",
     fmt: FormatOpt = Format.table,
 ):
     """Import NPS responses: response_id, member_id, account, score, comment, answered_at [, program].
@@ -160,7 +182,7 @@ def import_nps(
     with progress_bar(path) as progress:
         summary = imports.import_nps(database, path, program=default_program(program, database),
                                      all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                                     rejects=rejects, overwrite=force)
+                                     rejects=rejects, overwrite=force, fmt=_format(delimiter, encoding))
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
 
 

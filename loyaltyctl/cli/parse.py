@@ -134,3 +134,17 @@ def text(field: str) -> Callable:
         except InputError as exc:
             raise _bad(exc.detail) from None
     return check
+
+
+def delimiter(ctx, param, value: str | None) -> str | None:
+    """An import's --delimiter (io/csv.delimiter)."""
+    from ..app.batch import parse_delimiter
+
+    return None if value is None else _usage(parse_delimiter, value)
+
+
+def encoding(ctx, param, value: str | None) -> str | None:
+    """An import's --encoding: an ASCII-compatible text encoding (io/csv.encoding)."""
+    from ..app.batch import parse_encoding
+
+    return None if value is None else _usage(parse_encoding, value)

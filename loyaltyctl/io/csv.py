@@ -46,7 +46,50 @@ class Source:
     position: Callable[[], int]
 
 
-def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, object]:
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a CSV file is written: the character between cells and the text encoding (one
+    whose line ends and punctuation are the ASCII bytes, as UTF-8, cp1252 and latin-1 are)."""
+
+    delimiter: str = ","
+    encoding: str = "utf-8"
+
+    def key(self) -> str:
+        """For an import's resume key: empty for the default format (keys of older runs stay valid)."""
+        return "" if self == CsvFormat() else f" delimiter={self.delimiter!r} encoding={self.encoding}"
+
+
+DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "\\t": "\t", "tab": "\t"}
+
+
+def delimiter(value: str) -> str:
+    """--delimiter: a comma, a semicolon, a tab (\\t or tab) or |."""
+    if value not in DELIMITERS:
+        raise InputError(f"{value!r} is not one of ',', ';', '|', tab (\\t)", field="delimiter")
+    return DELIMITERS[value]
+
+
+def encoding(value: str) -> str:
+    """--encoding: a text encoding Python knows whose line ends and punctuation are ASCII bytes."""
+    import codecs
+
+    try:
+        name = codecs.lookup(value).name
+        name = "utf-8" if name == "utf-8-sig" else name  # a UTF-8 byte order mark is skipped anyway
+    except (LookupError, ValueError):
+        raise InputError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252, latin-1)", field="encoding") from None
+    try:
+        ascii_compatible = ",;|\t\"\r\n".encode(name) == b",;|\t\"\r\n"
+    except (UnicodeError, LookupError):
+        ascii_compatible = False
+    if not ascii_compatible:
+        raise InputError(f"{value!r} is not a supported encoding: lines must end in an ASCII line feed "
+                         "(utf-8, cp1252, latin-1, iso8859-15 ...)", field="encoding")
+    return name
+
+
+def open_csv(path: str, known: list[str], required: list[str],
+             fmt: CsvFormat = CsvFormat()) -> tuple[Source, object]:
     name = "<stdin>" if path == "-" else path
     try:
         if path == "-":
@@ -61,9 +104,9 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
         raise InputError(f"{path}: is a directory, not a CSV file") from None
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror}") from None
-    counter = _LineCounter(raw)
-    reader = csv.reader(counter)
-    header = _header(name, reader, counter, known, required)
+    counter = _LineCounter(raw, fmt.encoding)
+    reader = csv.reader(counter, delimiter=fmt.delimiter)
+    header = _header(name, reader, counter, known, required, fmt)
 
     def rows() -> Iterator[tuple[int, dict]]:
         while True:
@@ -73,7 +116,7 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield start, {"__error__": f"not valid CSV ({exc})"}
+                yield start, {"__error__": _csv_error(exc)}
                 continue
             if not values or values == [""]:
                 continue
@@ -81,7 +124,7 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
             for ignored in IGNORED:
                 row.pop(ignored, None)
             if counter.bad_lines and counter.bad_lines[-1] >= start:
-                row["__error__"] = "not UTF-8 text"
+                row["__error__"] = counter.undecodable()
             elif len(values) != len(header):
                 row["__error__"] = f"has {len(values)} fields, the header has {len(header)}"
             yield start, row
@@ -90,30 +133,59 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
     return Source(name, columns, rows(), size, lambda: raw.tell() if size is not None else 0), raw
 
 
-def _header(name: str, reader, counter, known: list[str], required: list[str]) -> list[str]:
+def _csv_error(exc: Exception) -> str:
+    """The csv module's complaint in the words of a CSV file (it speaks of Python's file modes)."""
+    text = str(exc)
+    if "new-line character" in text:
+        return "not valid CSV: a carriage return inside an unquoted cell (quote the cell, or end every line alike)"
+    if "NUL" in text:
+        return "not valid CSV: the line holds a NUL byte; is it a text file?"
+    if "field limit" in text:
+        return f"not valid CSV: a cell is longer than {MAX_FIELD:,} characters"
+    return f"not valid CSV ({text})"
+
+
+def _header(name: str, reader, counter, known: list[str], required: list[str], fmt: CsvFormat) -> list[str]:
     try:
         header = next(reader)
     except StopIteration:
         raise InputError(f"{name}: empty file (expected a header line: {', '.join(required)}, ...)") from None
     except csv.Error as exc:
-        raise InputError(f"{name}:1: not valid CSV ({exc})") from None
+        raise InputError(f"{name}:1: {_csv_error(exc)}") from None
     if counter.bad_lines:
-        raise InputError(f"{name}: not UTF-8 text; is it a CSV file?")
+        raise InputError(f"{name}:1: {counter.undecodable('; is it a CSV file?')}")
     header = [h.strip() for h in header]
+    hint = _delimiter_hint(header, known, fmt)
     if any(CONTROL.search(h) for h in header):
-        raise InputError(f"{name}:1: the header line has control characters; is it a CSV file?")
+        raise InputError(f"{name}:1: the header line has control characters{hint or '; is it a CSV file?'}")
     if not any(header):
         raise InputError(f"{name}:1: empty header line (expected {', '.join(required)}, ...)")
     unknown = [h for h in header if h not in known and h not in IGNORED]
     if unknown:
-        raise InputError(f"{name}:1: unknown column(s) {', '.join(unknown)} (known: {', '.join(known)})")
+        known_list = f" (known: {', '.join(known)})"
+        raise InputError(f"{name}:1: unknown column(s) {', '.join(unknown)}{hint or known_list}")
     missing = [c for c in required if c not in header]
     if missing:
-        raise InputError(f"{name}:1: missing column(s) {', '.join(missing)}")
+        raise InputError(f"{name}:1: missing column(s) {', '.join(missing)}{hint}")
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise InputError(f"{name}:1: column(s) {', '.join(dupes)} appear twice")
     return header
+
+
+_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
+
+
+def _delimiter_hint(header: list[str], known: list[str], fmt: CsvFormat) -> str:
+    """'; the file looks semicolon-separated: ...' when another delimiter would split the header
+    line into known columns."""
+    line = fmt.delimiter.join(header)
+    for other in (";", "\t", ",", "|"):
+        cells = [c.strip().strip('"') for c in line.split(other)]
+        if other != fmt.delimiter and len(cells) > 1 and all(c in known or c in IGNORED for c in cells):
+            option = "'\\t'" if other == "\t" else f"'{other}'"
+            return f"; the file looks {_NAMES[other]}-separated: import it with --delimiter {option}"
+    return ""
 
 
 def file_digest(path: str) -> str | None:
@@ -128,13 +200,17 @@ def file_digest(path: str) -> str | None:
 
 
 class _LineCounter:
-    """Feeds csv.reader one decoded line at a time, counting physical lines and
-    remembering lines that are not UTF-8 (their row is rejected, not the file)."""
+    """Feeds csv.reader one decoded line at a time, counting physical lines and remembering
+    lines that are not text in the file's encoding: their row is rejected (not the file), its
+    undecodable bytes kept as surrogates ("surrogateescape") so the rejects file writes them
+    back as they were."""
 
-    def __init__(self, raw):
+    def __init__(self, raw, encoding: str = "utf-8"):
         self.raw = raw
+        self.encoding = encoding
         self.lines = 0
         self.bad_lines: list[int] = []
+        self.bad_byte = 0
 
     def __iter__(self):
         return self
@@ -144,13 +220,20 @@ class _LineCounter:
         if not line:
             raise StopIteration
         self.lines += 1
-        if self.lines == 1 and line.startswith(b"\xef\xbb\xbf"):
+        if self.lines == 1 and self.encoding == "utf-8" and line.startswith(b"\xef\xbb\xbf"):
             line = line[3:]
         try:
-            return line.decode("utf-8")
-        except UnicodeDecodeError:
+            return line.decode(self.encoding)
+        except UnicodeDecodeError as exc:
             self.bad_lines.append(self.lines)
-            return line.decode("utf-8", errors="replace")
+            self.bad_byte = line[exc.start]
+            return line.decode(self.encoding, errors="surrogateescape")
+
+    def undecodable(self, doubt: str = "") -> str:
+        """What is wrong with the last undecodable line; `doubt` goes before the remedy."""
+        label = "UTF-8" if self.encoding == "utf-8" else self.encoding
+        return (f"not {label} text (byte 0x{self.bad_byte:02X}){doubt}; for a file in another encoding, import "
+                "it with --encoding (e.g. cp1252)")
 
 
 # --- rows -> commands --------------------------------------------------------------------------
@@ -255,13 +338,13 @@ class csv_writer:
     (the stdlib writer only quotes the characters of its own line terminator, so a lone
     CR would otherwise be written bare and break the row for every reader)."""
 
-    def __init__(self, out):
+    def __init__(self, out, delimiter: str = ","):
         import csv
         import io
 
         self.out = out
         self.buffer = io.StringIO()
-        self.writer = csv.writer(self.buffer, lineterminator="\r\n")
+        self.writer = csv.writer(self.buffer, lineterminator="\r\n", delimiter=delimiter)
 
     def writerow(self, row) -> None:
         self.buffer.seek(0)
