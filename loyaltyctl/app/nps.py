@@ -54,7 +54,9 @@ def record(db: Database, member_id: str | None = None, *, score, account: str | 
         if response_id is not None:
             existing = sql.nps_response(db, response_id)
             if existing is not None:
-                if existing["content"] != content or (at is not None and existing["answered_at"] != when):
+                erased = existing["content"] is None  # `member erase` took the copy to compare with
+                moved = at is not None and existing["answered_at"] != when
+                if not erased and (existing["content"] != content or moved):
                     raise Conflict(f"response {response_id!r} was already recorded with different content")
                 return result | {"status": "duplicate", "answered_at": existing["answered_at"]}
         else:

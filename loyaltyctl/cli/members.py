@@ -8,7 +8,7 @@ import typer
 
 from . import parse
 from .common import (AsOfOpt, AtOpt, Format, FormatOpt, MemberArg, ProgramOpt, complete_tiers, db, default_program,
-                     program_option, reader, usage_error)
+                     program_option, reader, state, usage_error)
 
 PANEL = "Members"
 member_app = typer.Typer(help="Enroll, show and list members.", no_args_is_help=True)
@@ -141,7 +141,10 @@ def erase(
 ):
     """Erase a member's personal data (name, email, NPS comments); ledger totals stay exact.
 
-    It cannot be undone: on a terminal it asks first (--yes does not).
+    The name and email are also replaced wherever a reason or comment quotes them, and the
+    old text is scrubbed from the database file and its WAL. Backups taken before still hold
+    it: erase the member in each (--db BACKUP member erase ID --yes). It cannot be undone: on
+    a terminal it asks first (--yes does not).
 
     Example: loyaltyctl member erase M00001 --yes
     """
@@ -156,7 +159,11 @@ def erase(
         raise typer.Exit(1)
     result = maintenance.erase_member(db(ctx), member_id)
     if fmt is Format.table:
-        print(f"{result['member_id']}: {result['status']} ({result['erased_at']})")
+        quoted = f"; quoted in {result['quotes']} other texts, replaced there too" if result.get("quotes") else ""
+        print(f"{result['member_id']}: {result['status']} ({result['erased_at']}){quoted}")
+        if result.get("scrubbed") is False:
+            print("warning: another process kept the WAL from being truncated; the old text stays in "
+                  f"{state(ctx).path}-wal until its next checkpoint", file=sys.stderr)
     else:
         render.record(result, fmt=fmt.value)
 
