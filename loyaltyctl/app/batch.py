@@ -6,14 +6,16 @@ set queries (store/readers.py), the engine posts them in file order against it, 
 the postings are written with a few executemany calls (store/writers.py). A rejected
 row changes nothing; the rest apply.
 
-Chunks commit together with a checkpoint (the file's SHA-256 and the last line applied,
-in job_runs), so a killed import re-run with the same file resumes after that line and
+Each chunk commits with a checkpoint (the file's SHA-256 and the last line applied, in
+job_runs), so a killed import re-run with the same file resumes after that line and
 ends with exactly the ledger of one uninterrupted run; rows before it are never
 re-evaluated against a later state. txn ids stay idempotency keys for everything else
-(stdin, edited files). --all-or-nothing runs the file as one transaction."""
+(stdin, edited files). Chunks are sized by time so that other writers get the lock between
+them (see _Pace). --all-or-nothing and --dry-run run the file as one transaction."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Callable
@@ -27,14 +29,13 @@ from ..io.csv import CsvFormat, RowError, Source, file_digest, open_csv
 from ..io.csv import delimiter as parse_delimiter  # noqa: F401  (the command line checks --delimiter with it)
 from ..io.csv import encoding as parse_encoding  # noqa: F401  (and --encoding)
 from ..io.rejects import RejectsWriter
+from ..store import activity
 from ..store import imports as sql
 from ..store import members as member_store
 from ..store import readers, writers
 from ..store.connection import Database
 from ..store.readers import require_program
 
-BATCH = 2000  # rows in the first committed chunk
-GROWTH = 8  # later chunks grow to at most BATCH * GROWTH rows (fewer state loads and commits)
 CACHE_MIB = 64  # page cache of a transactions import (peak RSS stays under 200 MB; see README)
 CHECKPOINT_PAGES = 50_000  # WAL checkpoint interval of a transactions import, in 4 KiB pages
 
@@ -171,7 +172,8 @@ def import_transactions(db: Database, path: str, *, program: str | None = None, 
     try:
         with sql.bulk_session(db, CACHE_MIB, CHECKPOINT_PAGES):
             return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                        rejects=rejects, overwrite=overwrite, checkpoint=key, fmt=fmt)
+                        rejects=rejects, overwrite=overwrite, checkpoint=key, fmt=fmt,
+                        what=f"import transactions {source.name}")
     finally:
         handle.close()
 
@@ -212,7 +214,7 @@ def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry
 
     try:
         return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                    rejects=rejects, overwrite=overwrite, fmt=fmt)
+                    rejects=rejects, overwrite=overwrite, fmt=fmt, what=f"import members {source.name}")
     finally:
         handle.close()
 
@@ -275,7 +277,7 @@ def import_nps(db: Database, path: str, *, program: str | None = None, all_or_no
 
     try:
         return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                    rejects=rejects, overwrite=overwrite, fmt=fmt)
+                    rejects=rejects, overwrite=overwrite, fmt=fmt, what=f"import nps {source.name}")
     finally:
         handle.close()
 
@@ -294,10 +296,10 @@ def _one(db: Database, apply) -> tuple[str, str | None]:
 
 def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry_run: bool, progress,
          rejects: str | None, overwrite: bool = False, checkpoint: str | None = None,
-         fmt: CsvFormat = CsvFormat()) -> Summary:
+         fmt: CsvFormat = CsvFormat(), what: str = "import") -> Summary:
     """Apply `apply_chunk(chunk)` to every chunk of rows (it returns (status, error) per row).
     `checkpoint` names this import (file digest and options) so a killed run is resumed after
-    the last committed line."""
+    the last committed line; `what` is how a command kept waiting for the lock names it."""
     summary = Summary(dry_run=dry_run, all_or_nothing=all_or_nothing)
     resume = None
     if checkpoint and not (dry_run or all_or_nothing):
@@ -308,45 +310,118 @@ def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry
             summary.duplicates, summary.rejected = resume["duplicates"], resume["rejected"]
     else:
         checkpoint = None
+    run = _Chunks(source, apply_chunk, summary, progress, checkpoint, resume)
     if rejects:
         with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after, overwrite=overwrite,
                            fmt=fmt) as writer:
             summary.on_reject = writer
-            return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
-    return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
+            return _announced(db, what + _mode(summary), lambda: _loop(db, run))
+    return _announced(db, what + _mode(summary), lambda: _loop(db, run))
 
 
-def _loop(db: Database, source: Source, apply_chunk, summary: Summary, all_or_nothing: bool, dry_run: bool,
-          progress, checkpoint: str | None = None, resume: dict | None = None) -> Summary:
-    whole = all_or_nothing or dry_run
-    rows = source.rows
-    if resume:
-        rows = _after(rows, resume["line"])
-    run_id = resume["id"] if resume else None
-    done = False
+def _mode(summary: Summary) -> str:
+    return " --dry-run" if summary.dry_run else " --all-or-nothing" if summary.all_or_nothing else ""
+
+
+def _announced(db: Database, what: str, work):
+    """Run `work()` with `what` recorded as this process's writing (store/activity.py)."""
+    key = activity.announce(db, what, now_ts())
+    try:
+        return work()
+    finally:
+        activity.withdraw(db, key)
+
+
+# Chunks are sized by time: each holds the write lock about HOLD_S, then the import pauses
+# YIELD_S so that single commands and jobs waiting for the lock get in between chunks.
+BATCH = 1000  # rows in the first chunk; later ones from BATCH // 8 to BATCH * GROWTH
+GROWTH = 16  # at most 16,000 rows a chunk (fewer state loads and commits on a fast machine)
+HOLD_S = 0.4
+YIELD_S = 0.01
+
+
+class _Pace:
+    """Rows per chunk: as many as the last chunks' rate does in HOLD_S, at most twice the last."""
+
+    def __init__(self):
+        self.size = BATCH
+
+    def took(self, rows: int, seconds: float) -> None:
+        if rows < self.size:  # the file's last chunk says nothing about the rate
+            return
+        rate = rows / max(seconds, 1e-3)
+        self.size = int(min(BATCH * GROWTH, self.size * 2, max(BATCH // 8 or 1, rate * HOLD_S)))
+
+
+@dataclass
+class _Chunks:
+    """An import's rows and what to do with them, chunk by chunk."""
+
+    source: Source
+    apply_chunk: Callable
+    summary: Summary
+    progress: Callable | None
+    checkpoint: str | None = None
+    resume: dict | None = None
+    pace: _Pace = field(default_factory=_Pace)
+
+    def rows(self):
+        return _after(self.source.rows, self.resume["line"]) if self.resume else self.source.rows
+
+    def tell(self) -> None:
+        if self.progress:
+            self.progress(self.source.position(), self.summary.rows)
+
+
+def _loop(db: Database, run: _Chunks) -> Summary:
+    """Commit chunk by chunk, each with its checkpoint; the chunk is read before taking the lock."""
+    summary = run.summary
+    if summary.all_or_nothing or summary.dry_run:
+        return _whole(db, run)
+    rows, run_id, line, done = run.rows(), run.resume["id"] if run.resume else None, summary.resumed_after, False
     while not done:
-        tx = db.rollback_only() if dry_run else db.write()
-        try:
-            with tx:
-                watch = _Effects(db) if dry_run else None
-                done, line = _batch(rows, apply_chunk, summary, source, whole, progress,
-                                    watch.see if watch else None)
+        chunk = list(islice(rows, run.pace.size))
+        done = len(chunk) < run.pace.size
+        with db.write():
+            started = time.monotonic()
+            line = max(line, _apply(chunk, run.apply_chunk, summary))
+            if run.checkpoint:
+                run_id = _save(db, run_id, run.checkpoint, summary, line, done)
+        run.pace.took(len(chunk), time.monotonic() - started)
+        run.tell()
+        if not done:
+            time.sleep(YIELD_S)
+    return summary
+
+
+def _save(db: Database, run_id: int | None, key: str, summary: Summary, line: int, done: bool) -> int:
+    if summary.on_reject is not None:
+        summary.on_reject.flush()  # rejects up to the checkpoint survive a kill
+    state = {"line": line, "rows": summary.rows, "applied": summary.applied, "duplicates": summary.duplicates,
+             "rejected": summary.rejected, "done": done}
+    return sql.save_checkpoint(db, run_id, key, state)
+
+
+def _whole(db: Database, run: _Chunks) -> Summary:
+    """--all-or-nothing and --dry-run: the whole file in one transaction (the lock is held throughout)."""
+    summary, rows = run.summary, run.rows()
+    try:
+        with db.rollback_only() if summary.dry_run else db.write():
+            watch = _Effects(db) if summary.dry_run else None
+            while chunk := list(islice(rows, run.pace.size)):
+                started = time.monotonic()
                 if watch:
-                    summary.effects = watch.changes()
-                if all_or_nothing and summary.rejected and not dry_run:
-                    raise _Abort()
-                if checkpoint:
-                    if summary.on_reject is not None:
-                        summary.on_reject.flush()  # rejects up to the checkpoint survive a kill
-                    state = {"line": max(line, summary.resumed_after), "rows": summary.rows,
-                             "applied": summary.applied, "duplicates": summary.duplicates,
-                             "rejected": summary.rejected, "done": done}
-                    run_id = sql.save_checkpoint(db, run_id, checkpoint, state)
-        except _Abort:
-            summary.applied = summary.duplicates = 0
-            summary.rolled_back = True
-        if progress:
-            progress(source.position(), summary.rows)
+                    watch.see(chunk)
+                _apply(chunk, run.apply_chunk, summary)
+                run.pace.took(len(chunk), time.monotonic() - started)
+                run.tell()
+            if watch:
+                summary.effects = watch.changes()
+            if summary.all_or_nothing and summary.rejected and not summary.dry_run:
+                raise _Abort()
+    except _Abort:
+        summary.applied = summary.duplicates = 0
+        summary.rolled_back = True
     return summary
 
 
@@ -357,32 +432,20 @@ def _after(rows, line: int):
             yield item
 
 
-def _batch(rows, apply_chunk, summary: Summary, source: Source, whole: bool, progress,
-           observe=None) -> tuple[bool, int]:
-    """Apply chunks growing from BATCH rows until the transaction is full (False) or the file
-    ends (True); also returns the physical line of the last row applied (0 if none)."""
+def _apply(chunk: list, apply_chunk, summary: Summary) -> int:
+    """Apply one chunk and count its rows; returns the physical line of its last row (0 if none)."""
     line = 0
-    while True:
-        size = min(BATCH * 2 ** (summary.rows // BATCH).bit_length(), BATCH * GROWTH)
-        chunk = list(islice(rows, size))
-        if not chunk:
-            return True, line
-        if observe:
-            observe(chunk)
-        for (line, row), (status, error) in zip(chunk, apply_chunk(chunk)):
-            summary.rows += 1
-            if status == "rejected":
-                summary.reject({**{k: v for k, v in row.items() if k != "__error__"}, "line": line, "error": error})
-            elif status == "duplicate":
-                summary.duplicates += 1
-            else:
-                summary.applied += 1
-        if progress:
-            progress(source.position(), summary.rows)
-        if len(chunk) < size:
-            return True, line
-        if not whole:
-            return False, line
+    if not chunk:
+        return line
+    for (line, row), (status, error) in zip(chunk, apply_chunk(chunk)):
+        summary.rows += 1
+        if status == "rejected":
+            summary.reject({**{k: v for k, v in row.items() if k != "__error__"}, "line": line, "error": error})
+        elif status == "duplicate":
+            summary.duplicates += 1
+        else:
+            summary.applied += 1
+    return line
 
 
 class _Effects:
