@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -371,6 +372,61 @@ def test_progress_bar_shows_rows_per_second_only_on_a_terminal(monkeypatch, tmp_
         batch_progress = progress
     assert batch_progress is not None
     assert "1,234 rows" in tty.getvalue() and "rows/s" in tty.getvalue()
+
+
+def _big_file(path: Path, rows: int, members: int) -> None:
+    lines = ["txn_id,member_id,kind,occurred_at,amount"]
+    lines += [f"G{i},G{i % members},purchase,2026-02-{1 + i % 28:02d}T10:00:00Z,{5 + i % 40}.50" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _terminal_output(args: list[str], cwd: Path) -> list[tuple[float, str]]:
+    """Run loyaltyctl with stderr on a pseudo-terminal (80 columns, NO_COLOR); (seconds, text) read from it."""
+    import pty
+    import threading
+
+    from conftest import clean_env
+
+    master, slave = pty.openpty()
+    env = clean_env(NO_COLOR="1", COLUMNS="80", LINES="24", TERM="xterm")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "loyaltyctl"), *args], cwd=cwd, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    start, chunks = time.monotonic(), []
+
+    def read():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append((time.monotonic() - start, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", data.decode(errors="replace"))))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert proc.wait(timeout=300) == 0
+    reader.join(timeout=10)
+    os.close(master)
+    return chunks
+
+
+def test_the_progress_bar_moves_every_second_with_live_rate_and_time_left(coffee, tmp_path):
+    members = tmp_path / "members.csv"
+    members.write_text("member_id,program,joined_at\n" + "".join(f"G{i},coffee,2026-01-01T00:00:00Z\n" for i in range(300)))
+    coffee("import", "members", str(members))
+    _big_file(tmp_path / "big.csv", 24_000, 300)
+    output = _terminal_output(["--db", str(coffee.db), "import", "transactions", "big.csv"], tmp_path)
+    frames = [(t, m) for t, text in output for m in re.findall(r"([\d,]+) rows +([\d,]+) rows/s", text)]
+    counts = [(t, int(rows.replace(",", ""))) for t, (rows, _) in frames]
+    changes = [t for (t, n), (_, before) in zip(counts[1:], counts) if n != before]
+    assert len(changes) >= 5, counts
+    gaps = [b - a for a, b in zip(changes, changes[1:])]
+    assert max(gaps) <= 1.0, gaps  # rows move at least once a second, not once per chunk of thousands
+    assert any(int(rate.replace(",", "")) > 0 for _, (_, rate) in frames)
+    assert re.search(r"rows/s +\d+:\d\d:\d\d +\d+:\d\d:\d\d", "".join(text for _, text in output))  # elapsed, left
+    assert all(len(line) <= 80 for _, text in output for line in text.split("\r") if "rows/s" in line)
 
 
 # --- kill -9 and re-run ------------------------------------------------------------------------------------

@@ -34,9 +34,10 @@ def _format(delimiter: str, encoding: str):
 
 @contextmanager
 def progress_bar(path: str):
-    """A Rich progress bar with rows and rows/s on stderr when it is a terminal; nothing
-    otherwise. Yields a callback(bytes_read, rows) or None. stdin has no known size:
-    the bar then shows rows and rows/s only."""
+    """A Rich progress bar on stderr when it is a terminal; nothing otherwise. Yields a
+    callback(bytes_read, rows) or None. It redraws four times a second: rows, the rate over
+    the last few seconds (live: it falls while a chunk takes long), elapsed time and, for a
+    file, the time left. stdin has no known size: rows and rows/s only."""
     import os
 
     if not sys.stderr.isatty():
@@ -47,17 +48,45 @@ def progress_bar(path: str):
     from ..render import console
 
     total = None if path == "-" or not os.path.isfile(path) else os.path.getsize(path)
+    rate = _live_rate()
     with Progress(TextColumn("importing"), BarColumn(), TaskProgressColumn(),
-                  TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]:,.0f} rows/s"),
-                  TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console(stderr=True), transient=True) as bar:
-        task = bar.add_task("import", total=total, rows=0, rate=0.0)
+                  TextColumn("{task.fields[rows]:,} rows"), rate, TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console(stderr=True), transient=True, refresh_per_second=4) as bar:
+        task = bar.add_task("import", total=total, rows=0)
 
         def update(position: int, rows: int) -> None:
-            elapsed = bar.tasks[task].elapsed or 0
-            bar.update(task, completed=position if total else None, rows=rows,
-                       rate=rows / elapsed if elapsed > 0 else 0.0)
+            rate.saw(rows)
+            bar.update(task, completed=position if total else None, rows=rows)
         yield update
+
+
+def _live_rate():
+    """A progress column: rows per second over the last WINDOW seconds, computed when drawn."""
+    import time
+    from collections import deque
+
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class LiveRate(ProgressColumn):
+        WINDOW = 5.0
+
+        def __init__(self):
+            super().__init__()
+            self.samples: deque = deque([(time.monotonic(), 0)])
+
+        def saw(self, rows: int) -> None:
+            now = time.monotonic()
+            self.samples.append((now, rows))
+            while len(self.samples) > 2 and self.samples[1][0] < now - self.WINDOW:
+                self.samples.popleft()
+
+        def render(self, task) -> Text:
+            (t0, r0), (_, r1) = self.samples[0], self.samples[-1]
+            elapsed = time.monotonic() - t0
+            return Text(f"{(r1 - r0) / elapsed if elapsed > 0 else 0:,.0f} rows/s")
+
+    return LiveRate()
 
 
 def _summary(summary, fmt: Format, source: str) -> None:
