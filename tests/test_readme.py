@@ -95,3 +95,16 @@ def test_the_walkthrough_in_one_directory_leaves_no_configuration_behind(demo_db
         left = [p for p in (tmp_path / "loyaltyctl.toml", tmp_path / "xdg" / "loyaltyctl" / "loyaltyctl.toml")
                 if p.exists()]
         assert not left, f"this example leaves {left[0].name} behind:\n{block}"
+
+
+def test_every_guarantee_names_tests_that_exist():
+    section = README[README.index("\n## Guarantees\n"):]
+    section = section[:section.index("\n## ", 5)]
+    bullets = re.split(r"\n- \*\*", section)[1:]
+    assert len(bullets) >= 10
+    for bullet in bullets:
+        refs = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", bullet)
+        assert refs, f"this guarantee names no test: {bullet[:80]}"
+        for path, name in refs:
+            source = (ROOT / path).read_text(encoding="utf-8")
+            assert re.search(rf"^(def|class) {name}\b", source, flags=re.M), f"{path}::{name} does not exist"
