@@ -34,7 +34,8 @@ def _same(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def create(path: str, *, option: str, force: bool = False) -> IO[str]:
+def create(path: str, *, option: str, force: bool = False, encoding: str = "utf-8",
+           errors: str = "strict") -> IO[str]:
     """Open `path` for writing text, creating it 0600. An existing regular file is refused
     unless `force` (and then made 0600 too: it is about to hold personal data); devices and
     pipes (/dev/null, a FIFO) are written as they are."""
@@ -61,7 +62,7 @@ def create(path: str, *, option: str, force: bool = False) -> IO[str]:
             os.fchmod(fd, 0o600)
         except OSError:
             pass  # not ours to change (another owner's file we may write): keep its mode
-    return os.fdopen(fd, "w", newline="", encoding="utf-8")
+    return os.fdopen(fd, "w", newline="", encoding=encoding, errors=errors)
 
 
 def remove_partial(path: str, out: IO[str]) -> None:

@@ -242,6 +242,67 @@ def test_erase_removes_personal_data_and_keeps_totals(ledger):
     assert "unknown member" in ledger.fail("member", "erase", "NOBODY")
 
 
+def _ledger_bytes(path: Path) -> bytes:
+    """The database file, its WAL and its shared-memory file, as raw bytes."""
+    return b"".join(Path(f"{path}{suffix}").read_bytes() for suffix in ("", "-wal", "-shm")
+                    if Path(f"{path}{suffix}").exists())
+
+
+def test_erase_scrubs_every_copy_from_the_file_wal_and_shm(cli, tmp_path, monkeypatch):
+    """Name, email and NPS comment as typed on the command line (with the JSON copies NPS answers
+    and requests keep), quoted in reasons of the member's own and of others, recorded while
+    an import checkpoints in job_runs: none of it survives anywhere in the ledger's files."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    cli("program", "apply", str(PROGRAMS / "coffee.yaml"))
+    name, email, comment = "Zelda Quuxworth", "zelda.q@example.org", "the barista Yorrick was rude"
+    at = "--at", "2026-02-01T10:00:00Z"
+    cli("member", "enroll", "Z1", "-p", "coffee", "--name", name, "--email", email, *at)
+    cli("member", "enroll", "Z2", "-p", "coffee", "--name", "Other Person", *at)
+    cli("earn", "Z1", "--amount", "50", "--txn", "P1", *at)
+    cli("adjust", "Z1", "--points", "5", "--reason", f"goodwill for {name.upper()}", "--txn", "A1", *at)
+    cli("adjust", "Z2", "--points", "5", "--reason", f"referred by {name} <{email}>", "--txn", "A2", *at)
+    cli("tiers", "set", "Z1", "--tier", "Gold", "--reason", f"VIP: {email}", "--until", "2031-01-01", *at)
+    cli("nps", "record", "Z1", "--score", "3", "--comment", comment, "--response-id", "R1", *at)
+    cli("nps", "record", "Z2", "--score", "9", "--comment", f"thanks to {name}", *at)
+    bulk = tmp_path / "more.csv"
+    bulk.write_text("txn_id,member_id,kind,occurred_at,points,reason\n"
+                    f"B1,Z1,adjust,2026-02-02T10:00:00Z,3,{name} birthday\n")
+    cli("import", "transactions", str(bulk))
+    before = {m["member_id"]: m["balance"] for m in cli.json("member", "list")}
+    assert all(v.encode() in _ledger_bytes(cli.db) for v in (name, email, comment))
+
+    result = cli.json("member", "erase", "Z1", "--yes")
+    assert (result["status"], result["comments"], result["scrubbed"]) == ("erased", 1, True)
+    # reason and content of A1, A2 and B1, the tier's reason, Z2's comment and its copy
+    assert result["quotes"] == 9
+    raw = _ledger_bytes(cli.db)
+    for secret in (name, email, comment, "Yorrick", name.upper(), name.split()[1]):
+        assert secret.encode() not in raw, f"{secret!r} is still in the ledger's bytes"
+    assert b"Other Person" in raw  # only what belongs to the erased member
+    assert {m["member_id"]: m["balance"] for m in cli.json("member", "list")} == before
+    assert cli.json("explain", "A2")["explanation"][0] == "manual adjustment: referred by [erased] <[erased]>"
+    assert [r["comment"] for r in cli.json("nps", "comments")] == ["thanks to [erased]", "[erased]"]
+    assert cli.json("verify")["ok"]
+    # the answer's copy is gone, so recording it again cannot compare: it is a duplicate, nothing new
+    again = cli.json("nps", "record", "Z1", "--score", "3", "--comment", comment, "--response-id", "R1", *at)
+    assert again["status"] == "duplicate"
+    assert comment.encode() not in _ledger_bytes(cli.db)
+
+
+def test_a_backup_taken_before_the_erase_is_purged_as_the_readme_says(ledger, tmp_path):
+    backup = tmp_path / "loyalty-2026-05-01.db"
+    ledger("backup", str(backup))
+    ledger("member", "erase", "ALICE", "--yes")
+    assert b"Alice Smith" in backup.read_bytes()  # older backups still hold the data
+    ledger("--db", str(backup), "member", "erase", "ALICE", "--yes")  # README: erase it there too
+    for secret in (b"Alice Smith", b"alice@example.com", b"Carol Price"):
+        assert secret not in _ledger_bytes(backup)
+    assert ledger.json("--db", str(backup), "verify")["ok"]
+    ledger("restore", str(backup), "--force")
+    assert ledger.json("member", "show", "ALICE")["name"] == "[erased]"
+
+
 def test_database_and_its_journal_files_are_private(ledger):
     assert ledger.db.stat().st_mode & 0o777 == 0o600
     wal = Path(str(ledger.db) + "-wal")

@@ -80,6 +80,28 @@ def test_explain_expiry_and_adjustment(coffee):
     assert "unknown transaction" in coffee.fail("explain", "NOPE")
 
 
+def test_a_pending_expiry_in_history_is_explained_by_its_id(coffee, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    enroll(coffee, "M1", "coffee")
+    coffee("earn", "M1", "--amount", "40", "--txn", "P1", "--at", "2026-01-02")
+    coffee("redeem", "M1", "--points", "10", "--txn", "R1", "--at", "2026-01-04")
+    [pending] = [r for r in coffee.json("history", "M1") if r["kind"] == "expire"]  # the job has not run
+    assert pending["recorded_at"] is None and pending["points"] == -30
+    ex = coffee.json("explain", pending["txn_id"])
+    assert (ex["status"], ex["kind"], ex["member_id"], ex["points"], ex["effective_at"]) == (
+        "pending", "expire", "M1", -30, "2027-01-02T00:00:00Z")
+    assert ex["lot"]["txn_id"] == "P1" and ex["explanation"][0].startswith("expiry not recorded yet")
+    text = coffee("explain", pending["txn_id"]).stdout
+    assert "expiry not recorded yet" in text and "loyaltyctl expire" in text
+    coffee("expire")
+    recorded = coffee.json("explain", pending["txn_id"])  # the same id, now the job's entry
+    assert (recorded["kind"], recorded["points"], recorded["effective_at"]) == ("expire", -30, ex["effective_at"])
+    assert "status" not in recorded and recorded["recorded_at"]
+    for unknown in ("expire-999", "expire-x", "expire-" + "9" * 30):
+        assert "unknown transaction" in coffee.fail("explain", unknown)
+
+
 def test_history_why_column(coffee):
     enroll(coffee, "M1", "coffee")
     coffee("earn", "M1", "--amount", "10", "--txn", "P1", "--at", "2026-01-02")

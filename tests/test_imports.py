@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -171,7 +172,8 @@ def test_each_bad_row_goes_to_the_rejects_file_and_the_rest_applies(coffee, tmp_
         "bad1": (3, "amount: required"), "bad2": (4, "'12,50' is not a decimal amount"),
         "bad3": (5, "unknown member 'NOPE'"), "bad4": (6, "insufficient points"),
         "bad5": (7, "unknown reward 'free_cake'"), "bad6": (8, "'yesterday' is not an ISO-8601 timestamp"),
-        "bad7": (9, "unknown transaction 'nowhere'"), "bad8": (10, "reason: contains control characters"),
+        "bad7": (9, "unknown transaction 'nowhere'"),
+        "bad8": (10, "reason: contains a control character (U+000A) (a line break inside a quoted cell?)"),
         "bad9": (12, "kind: 'gift' is not one of"), "bad10": (13, "reason: required"),
         "bad11": (14, "exactly one of points or reward"), "bad12": (15, "ref_txn_id: required"),
         "bad13": (16, "has 3 fields, the header has 11"), "bad14": (17, "'1.5' is not a whole number"),
@@ -261,7 +263,7 @@ def test_anonymous_purchase_is_stored_and_earns_nothing(coffee, tmp_path):
     assert coffee.json("import", "transactions", tmp_path / "in.csv", "--program", "coffee")["duplicates"] == 1
     # several programs and no --program: which program the sale belongs to is unknown
     result = coffee("import", "transactions", write(tmp_path, text.replace("w1", "w2"), "b.csv"), ok=False)
-    assert "needs --program" in result.stderr
+    assert "needs a program: import the file with --program" in result.stderr
 
 
 def test_stdin(coffee):
@@ -281,9 +283,11 @@ def test_enroll_unknown_enrolls_at_the_first_transaction(coffee, tmp_path):
     assert out["applied"] == 1
     member = show(coffee, "NEW", "2026-03-02")
     assert member["joined_at"] == "2026-03-01T10:00:00Z" and member["balance"] == 40 and member["tier"] == "Bronze"
-    result = coffee("import", "transactions", write(tmp_path, text.replace("n1,NEW", "n2,NEW2"), "b.csv"),
-                    "--enroll-unknown", "--format", "json", ok=False)
-    assert "--enroll-unknown needs --program" in json.loads(result.stdout)["rejects"][0]["error"]
+    dump = coffee.dump()
+    err = coffee.usage("import", "transactions", write(tmp_path, text.replace("n1,NEW", "n2,NEW2"), "b.csv"),
+                       "--enroll-unknown")
+    assert "--enroll-unknown needs --program" in err  # before any row is read
+    assert coffee.dump() == dump
 
 
 # --- members -----------------------------------------------------------------------------------------
@@ -328,8 +332,8 @@ def test_bom_and_windows_line_endings_just_work(coffee, tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"", "empty file"),
     (b"\n\n", "empty header line"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "not UTF-8 text; is it a CSV file?"),
-    (b"PK\x03\x04\x14\x00\x08\x00\x08\x00\xa0\x8e", "not UTF-8 text; is it a CSV file?"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "not UTF-8 text (byte 0x89); is it a CSV file?"),
+    (b"PK\x03\x04\x14\x00\x08\x00\x08\x00\xa0\x8e", "not UTF-8 text (byte 0xA0); is it a CSV file?"),
     (b"txn_id\x00member_id,kind\n", "is it a CSV file?"),
 ])
 def test_files_that_are_not_csv_get_a_clear_message(coffee, tmp_path, content, message):
@@ -368,6 +372,61 @@ def test_progress_bar_shows_rows_per_second_only_on_a_terminal(monkeypatch, tmp_
         batch_progress = progress
     assert batch_progress is not None
     assert "1,234 rows" in tty.getvalue() and "rows/s" in tty.getvalue()
+
+
+def _big_file(path: Path, rows: int, members: int) -> None:
+    lines = ["txn_id,member_id,kind,occurred_at,amount"]
+    lines += [f"G{i},G{i % members},purchase,2026-02-{1 + i % 28:02d}T10:00:00Z,{5 + i % 40}.50" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _terminal_output(args: list[str], cwd: Path) -> list[tuple[float, str]]:
+    """Run loyaltyctl with stderr on a pseudo-terminal (80 columns, NO_COLOR); (seconds, text) read from it."""
+    import pty
+    import threading
+
+    from conftest import clean_env
+
+    master, slave = pty.openpty()
+    env = clean_env(NO_COLOR="1", COLUMNS="80", LINES="24", TERM="xterm")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "loyaltyctl"), *args], cwd=cwd, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    start, chunks = time.monotonic(), []
+
+    def read():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append((time.monotonic() - start, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", data.decode(errors="replace"))))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert proc.wait(timeout=300) == 0
+    reader.join(timeout=10)
+    os.close(master)
+    return chunks
+
+
+def test_the_progress_bar_moves_every_second_with_live_rate_and_time_left(coffee, tmp_path):
+    members = tmp_path / "members.csv"
+    members.write_text("member_id,program,joined_at\n" + "".join(f"G{i},coffee,2026-01-01T00:00:00Z\n" for i in range(300)))
+    coffee("import", "members", str(members))
+    _big_file(tmp_path / "big.csv", 24_000, 300)
+    output = _terminal_output(["--db", str(coffee.db), "import", "transactions", "big.csv"], tmp_path)
+    frames = [(t, m) for t, text in output for m in re.findall(r"([\d,]+) rows +([\d,]+) rows/s", text)]
+    counts = [(t, int(rows.replace(",", ""))) for t, (rows, _) in frames]
+    changes = [t for (t, n), (_, before) in zip(counts[1:], counts) if n != before]
+    assert len(changes) >= 5, counts
+    gaps = [b - a for a, b in zip(changes, changes[1:])]
+    assert max(gaps) <= 1.0, gaps  # rows move at least once a second, not once per chunk of thousands
+    assert any(int(rate.replace(",", "")) > 0 for _, (_, rate) in frames)
+    assert re.search(r"rows/s +\d+:\d\d:\d\d +\d+:\d\d:\d\d", "".join(text for _, text in output))  # elapsed, left
+    assert all(len(line) <= 80 for _, text in output for line in text.split("\r") if "rows/s" in line)
 
 
 # --- kill -9 and re-run ------------------------------------------------------------------------------------

@@ -64,14 +64,47 @@ def demo_db(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("block", examples(), ids=lambda b: b.splitlines()[0][:50])
-def test_readme_example_runs(block, demo_db, tmp_path):
+def _walkthrough_dir(demo_db: Path, tmp_path: Path) -> dict:
+    """The directory a reader follows the README in: the demo ledger and the programs; returns the environment."""
     shutil.copy(demo_db, tmp_path / "loyalty.db")
     (tmp_path / "programs").symlink_to(ROOT / "loyaltyctl" / "programs")
     env = clean_env()  # the pinned clock, no NO_COLOR, no user configuration
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", HOME=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path / "xdg"))
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
+    return env
+
+
+def _run(block: str, cwd: Path, env: dict) -> None:
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=env,
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, f"{block}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("block", examples(), ids=lambda b: b.splitlines()[0][:50])
+def test_readme_example_runs(block, demo_db, tmp_path):
+    _run(block, tmp_path, _walkthrough_dir(demo_db, tmp_path))
+
+
+def test_the_walkthrough_in_one_directory_leaves_no_configuration_behind(demo_db, tmp_path):
+    """A reader runs the examples one after another in one directory: none may leave a
+    loyaltyctl.toml (a default program or ledger) that changes the examples after it."""
+    env = _walkthrough_dir(demo_db, tmp_path)
+    for block in examples():
+        _run(block, tmp_path, env)
+        left = [p for p in (tmp_path / "loyaltyctl.toml", tmp_path / "xdg" / "loyaltyctl" / "loyaltyctl.toml")
+                if p.exists()]
+        assert not left, f"this example leaves {left[0].name} behind:\n{block}"
+
+
+def test_every_guarantee_names_tests_that_exist():
+    section = README[README.index("\n## Guarantees\n"):]
+    section = section[:section.index("\n## ", 5)]
+    bullets = re.split(r"\n- \*\*", section)[1:]
+    assert len(bullets) >= 10
+    for bullet in bullets:
+        refs = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", bullet)
+        assert refs, f"this guarantee names no test: {bullet[:80]}"
+        for path, name in refs:
+            source = (ROOT / path).read_text(encoding="utf-8")
+            assert re.search(rf"^(def|class) {name}\b", source, flags=re.M), f"{path}::{name} does not exist"

@@ -129,6 +129,68 @@ def test_eight_concurrent_operators_never_lock_overdraw_or_lose_points(coffee, t
     conn.close()
 
 
+# --- a long import shares the ledger ---------------------------------------------------------
+
+
+def _fair(directory: Path, rows: int):
+    sys.path.insert(0, str(WORKER.parent))
+    import fair
+
+    outcome = fair.run(directory, rows)
+    print(outcome.summary())  # the figures (pytest -s shows them; tests/benchmarks/bench_fair.py too)
+    return fair, outcome
+
+
+@pytest.mark.parametrize("rows", [10_000, pytest.param(200_000, marks=pytest.mark.slow)])
+def test_a_long_import_lets_operators_and_cron_in_between_its_chunks(tmp_path, rows):
+    fair, outcome = _fair(tmp_path, rows)
+    assert outcome.failures == []  # no "database is locked", no other error
+    assert (outcome.imported["applied"], outcome.imported["rejected"]) == (rows, 0)
+    assert len(outcome.earn_s) >= fair.LOOPS * 3, outcome.earn_s  # they did earn during the import
+    assert outcome.percentile(0.99) < 3.0, outcome.summary()
+    report = _verify(tmp_path / "shared.db")
+    assert report["ok"], report["violations"][:3]
+    conn = sqlite3.connect(tmp_path / "shared.db")
+    expired = conn.execute("SELECT count(*) FROM entries WHERE kind = 'expire'").fetchone()[0]
+    writers = conn.execute("SELECT count(*) FROM loyaltyctl_meta WHERE key LIKE 'writer:%'").fetchone()[0]
+    conn.close()
+    assert (expired, writers) == (5, 0)  # the old lots of M0-M4; the import withdrew its notice
+
+
+def test_a_writer_kept_waiting_is_told_which_import_holds_the_ledger(tmp_path, monkeypatch):
+    """An --all-or-nothing import is one transaction: a command that waits longer than the
+    busy timeout says it is that import, not just "locked"."""
+    from loyaltyctl.store import connection
+
+    sys.path.insert(0, str(WORKER.parent))
+    import fair
+
+    db, data = fair.ledger(tmp_path, 30_000)
+    importer = subprocess.Popen([sys.executable, "-m", "loyaltyctl", "--db", str(db), "import", "transactions",
+                                 str(data), "--all-or-nothing"], env=fair.env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _announced(db):
+            time.sleep(0.05)
+        time.sleep(0.5)  # its transaction has begun
+        monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 300)
+        err = Cli(db).fail("earn", "M1", "--amount", "5")
+    finally:
+        importer.wait(timeout=600)
+    assert "another loyaltyctl process is writing to it (import transactions" in err, err
+    assert f"transactions.csv --all-or-nothing, pid {importer.pid}, since " in err and "waited 0.3 s" in err, err
+    assert not _announced(db)
+
+
+def _announced(db: Path) -> bool:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return bool(conn.execute("SELECT count(*) FROM loyaltyctl_meta WHERE key LIKE 'writer:%'").fetchone()[0])
+    finally:
+        conn.close()
+
+
 # --- crashes ---------------------------------------------------------------------
 
 CRASH_MEMBERS = 40
@@ -346,8 +408,8 @@ def test_oversized_fields_and_control_characters_are_rejected_per_row(coffee, tm
     data = json.loads(r.stdout)
     assert (data["applied"], data["rejected"]) == (2, 3)
     assert [(x["line"], x["error"].split(":")[0]) for x in data["rejects"]] == [(3, "reason"), (4, "amount"), (5, "txn_id")]
-    assert "longer than 10000" in data["rejects"][0]["error"]
-    assert "control characters" in data["rejects"][1]["error"]
+    assert "longer than 10,000" in data["rejects"][0]["error"]
+    assert "control character (U+001B)" in data["rejects"][1]["error"]
     assert coffee.json("member", "show", "M1", "--as-of", "2025-03-01")["balance"] == 30
 
 

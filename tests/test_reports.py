@@ -292,6 +292,32 @@ def test_churn_counts_a_member_in_two_programs_once(cli):
     assert figures("--program", "books") == [(1, 0), (1, 0)]
 
 
+def test_churn_marks_the_unfinished_period_partial_and_leaves_its_churn_empty(cafe, monkeypatch):
+    # "Now" is 12:00 on the 1st of a month: only A has come back yet, out of A, B and C.
+    monkeypatch.setenv("LOYALTYCTL_NOW", "2026-03-01T12:00:00Z")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    for member in ("A", "B", "C"):
+        enroll(cafe, member, "2026-01-01")
+        buy(cafe, member, "5", "2026-01-10")
+        buy(cafe, member, "5", "2026-02-10")
+    buy(cafe, "A", "5", "2026-03-01T09:00:00Z")
+    rows = cafe.json("report", "churn", "--since", "2026-01-01")
+    assert [(r["period"], r["partial"], r["active"], r["previous_active"], r["retained"], r["lost"], r["churn_pct"])
+            for r in rows] == [("2026-01", False, 3, 0, 0, 0, None), ("2026-02", False, 3, 3, 3, 0, "0.0"),
+                               ("2026-03", True, 1, 3, 1, None, None)]  # not 66.7% churn: B and C may come yet
+    table = cafe("report", "churn", "--since", "2026-01-01").stdout
+    march = next(line for line in table.splitlines() if "2026-03" in line)
+    assert "yes" in march and "66.7" not in march and "%" not in march
+    assert max(map(len, table.splitlines())) <= 80
+    text = cafe("report", "churn", "--since", "2026-01-01", "--format", "csv").stdout
+    assert list(csv.reader(io.StringIO(text)))[-1] == ["2026-03", "true", "1", "3", "1", "", ""]
+    # A month that has ended is whole again, whatever the report's --until.
+    monkeypatch.setenv("LOYALTYCTL_NOW", "2026-04-01T00:00:00Z")
+    last = cafe.json("report", "churn", "--since", "2026-01-01", "--until", "2026-04-01")[-1]
+    assert (last["partial"], last["lost"], last["churn_pct"]) == (False, 2, "66.7")
+
+
 # --- at risk -------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 
 from ..core.values import now_ts
@@ -131,7 +132,9 @@ def restore(src: str, dest: str, *, force: bool = False) -> dict:
 
 
 def erase_member(db: Database, member_id: str) -> dict:
-    """Remove a member's personal data (name, email, free-text comments); the ledger stays exact."""
+    """Remove a member's personal data: name, email, NPS comments (and their JSON copies), and
+    the name or email wherever free text quotes them (reasons, comments, request copies);
+    then scrub the old text from the file and its WAL. The ledger's figures stay exact."""
     with db.write():
         member = member_store.member(db, member_id)
         if member is None:
@@ -141,6 +144,34 @@ def erase_member(db: Database, member_id: str) -> dict:
         at = now_ts()
         checks.secure_delete(db)
         comments = member_store.erase(db, member_id, ERASED, at)
+        quotes = _scrub_quotes(db, [v for v in (member.name, member.email) if v and len(v.strip()) >= MIN_QUOTED])
     busy = not checks.scrub_log(db)
     return {"member_id": member_id, "erased_at": at, "status": "erased", "comments": comments,
-            "scrubbed": not busy}
+            "quotes": quotes, "scrubbed": not busy}
+
+
+MIN_QUOTED = 3  # shorter names are not looked for in other text: they would match ordinary words
+
+
+def _scrub_quotes(db: Database, values: list[str]) -> int:
+    """Replace the erased values where free text quotes them (as whole words, in any case);
+    returns how many cells changed."""
+    if not values:
+        return 0
+    words = re.compile("|".join(rf"(?<!\w){re.escape(v.strip())}(?!\w)" for v in values), re.IGNORECASE)
+    needles = {v.strip() for v in values} | {json.dumps(v.strip())[1:-1] for v in values}  # JSON escapes non-ASCII
+    changed = 0
+    for cell in member_store.free_texts_quoting(db, sorted(needles)):
+        text = _redacted(cell, words)
+        if text != cell.text:
+            member_store.set_free_text(db, cell, text)
+            changed += 1
+    return changed
+
+
+def _redacted(cell, words: "re.Pattern") -> str:
+    if cell.column != "content":
+        return words.sub(ERASED, cell.text)
+    fields = json.loads(cell.text)  # a request's JSON copy: its strings, re-written as it was written
+    return json.dumps({k: words.sub(ERASED, v) if isinstance(v, str) else v for k, v in fields.items()},
+                      sort_keys=True)

@@ -6,15 +6,16 @@ set queries (store/readers.py), the engine posts them in file order against it, 
 the postings are written with a few executemany calls (store/writers.py). A rejected
 row changes nothing; the rest apply.
 
-Chunks commit together with a checkpoint (the file's SHA-256 and the last line applied,
-in job_runs), so a killed import re-run with the same file resumes after that line and
+Each chunk commits with a checkpoint (the file's SHA-256 and the last line applied, in
+job_runs), so a killed import re-run with the same file resumes after that line and
 ends with exactly the ledger of one uninterrupted run; rows before it are never
 re-evaluated against a later state. txn ids stay idempotency keys for everything else
-(stdin, edited files). --all-or-nothing runs the file as one transaction."""
+(stdin, edited files). Chunks are sized by time so that other writers get the lock between
+them (see _Pace). --all-or-nothing and --dry-run run the file as one transaction."""
 
 from __future__ import annotations
 
-from collections import deque
+import time
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Callable
@@ -22,19 +23,19 @@ from typing import Callable
 from ..core import engine, rules
 from ..core.records import Join, Posting, Reject
 from ..core.values import now_ts
-from ..errors import Conflict, LoyaltyError
+from ..errors import Conflict, DatabaseError, InputError, LoyaltyError
 from ..io import csv as source_csv
-from ..io.csv import RowError, Source, file_digest, open_csv
+from ..io.csv import CsvFormat, RowError, Source, file_digest, open_csv
+from ..io.csv import delimiter as parse_delimiter  # noqa: F401  (the command line checks --delimiter with it)
+from ..io.csv import encoding as parse_encoding  # noqa: F401  (and --encoding)
 from ..io.rejects import RejectsWriter
+from ..store import activity
 from ..store import imports as sql
 from ..store import members as member_store
 from ..store import readers, writers
-from ..errors import DatabaseError
 from ..store.connection import ATTEMPTS, Database, Retry
 from ..store.readers import require_program
 
-BATCH = 2000  # rows in the first committed chunk
-GROWTH = 8  # later chunks grow to at most BATCH * GROWTH rows (fewer state loads and commits)
 CACHE_MIB = 64  # page cache of a transactions import (peak RSS stays under 200 MB; see README)
 CHECKPOINT_PAGES = 50_000  # WAL checkpoint interval of a transactions import, in 4 KiB pages
 
@@ -60,11 +61,12 @@ class Summary:
     def reject(self, row: dict) -> None:
         self.rejected += 1
         if len(self.rejects) < self.KEEP:
-            self.rejects.append(row)
+            self.rejects.append(_readable(row))
         self.pending.append(row)
 
     def write_rejects(self) -> None:
-        """Into the rejects file, the transaction's rejected rows (before its checkpoint commits)."""
+        """Into the rejects file, the transaction's rejected rows (before its checkpoint commits);
+        undecodable bytes are written back as they were."""
         if self.on_reject:
             for row in self.pending:
                 self.on_reject(row)
@@ -86,10 +88,18 @@ class Summary:
                 "resumed_after_line": self.resumed_after}
 
 
+def _readable(row: dict) -> dict:
+    """A row for messages and JSON: bytes that were not text (held as surrogates) shown as U+FFFD."""
+    return {k: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if isinstance(v, str) else v
+            for k, v in row.items()}
+
+
 # --- transactions and members: the engine over a chunk ----------------------------------------
 
 
 def _error(exc: Exception) -> str:
+    if isinstance(exc, LoyaltyError) and exc.field == "program":  # no column: the import's --program says it
+        return f"{exc.detail}: import the file with --program"
     if isinstance(exc, LoyaltyError):
         return exc.message
     return f"bad number: {exc}"
@@ -162,14 +172,18 @@ def _contacts(db: Database, postings: list[Posting], contacts: dict) -> None:
 
 def import_transactions(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
                         enroll_unknown: bool = False, dry_run: bool = False, progress=None,
-                        rejects: str | None = None, overwrite: bool = False, lines: str | None = None) -> Summary:
+                        rejects: str | None = None, overwrite: bool = False, fmt: CsvFormat = CsvFormat(),
+                        lines: str | None = None) -> Summary:
     """`lines`: a purchase_lines CSV holding the lines of the file's purchases (and line refunds)."""
+    if enroll_unknown and not program:
+        raise InputError("--enroll-unknown needs a program to enroll members in", field="program")
     if program:
         require_program(db, program)
     files = source_csv.purchase_lines(lines) if lines else {}
-    source, handle = open_csv(path, source_csv.TXN_COLUMNS, source_csv.TXN_REQUIRED)
+    source, handle = open_csv(path, source_csv.TXN_COLUMNS, source_csv.TXN_REQUIRED, fmt)
     digest = file_digest(path)
-    key = f"import transactions {digest} {program or ''} {'enroll' if enroll_unknown else ''}" if digest else None
+    key = (f"import transactions {digest} {program or ''} {'enroll' if enroll_unknown else ''}{fmt.key()}"
+           if digest else None)
     if key and lines:
         key += f" lines {file_digest(lines)}"
     seen: set[str] = set()
@@ -184,7 +198,8 @@ def import_transactions(db: Database, path: str, *, program: str | None = None, 
     try:
         with sql.bulk_session(db, CACHE_MIB, CHECKPOINT_PAGES):
             summary = _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run,
-                           progress=progress, rejects=rejects, overwrite=overwrite, checkpoint=key)
+                           progress=progress, rejects=rejects, overwrite=overwrite, checkpoint=key, fmt=fmt,
+                           what=f"import transactions {source.name}")
     finally:
         handle.close()
     if not summary.resumed_after:  # a resumed run did not read the rows before
@@ -202,15 +217,13 @@ def _transaction(row: dict, program: str | None, files: dict | None = None):
 ENROLLING = ("Purchase", "Event", "Opening", "Adjust")
 
 
-def _with_enrollments(db: Database, parsed: list, program: str | None) -> list:
+def _with_enrollments(db: Database, parsed: list, program: str) -> list:
     """--enroll-unknown: a row of a member not enrolled in --program (a purchase, event,
     opening balance or adjustment) enrolls them first, at the row's time."""
     out = []
     for cmds in parsed:
         if not isinstance(cmds, list) or type(cmds[0]).__name__ not in ENROLLING:
             out.append(cmds)
-        elif not program:
-            out.append(RowError("--enroll-unknown needs --program"))
         else:
             cmd = cmds[0]
             out.append([_Enroll(Join(cmd.member, program, cmd.at), "continue"), cmd])
@@ -218,8 +231,9 @@ def _with_enrollments(db: Database, parsed: list, program: str | None) -> list:
 
 
 def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry_run: bool = False,
-                   progress=None, rejects: str | None = None, overwrite: bool = False) -> Summary:
-    source, handle = open_csv(path, source_csv.MEMBER_COLUMNS, source_csv.MEMBER_REQUIRED)
+                   progress=None, rejects: str | None = None, overwrite: bool = False,
+                   fmt: CsvFormat = CsvFormat()) -> Summary:
+    source, handle = open_csv(path, source_csv.MEMBER_COLUMNS, source_csv.MEMBER_REQUIRED, fmt)
 
     def apply_chunk(chunk):
         rows = _consistent_contacts(db, [_member(row) for _, row in chunk])
@@ -229,7 +243,7 @@ def import_members(db: Database, path: str, *, all_or_nothing: bool = False, dry
 
     try:
         return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                    rejects=rejects, overwrite=overwrite)
+                    rejects=rejects, overwrite=overwrite, fmt=fmt, what=f"import members {source.name}")
     finally:
         handle.close()
 
@@ -270,6 +284,8 @@ def _apply_nps(db: Database, row: dict, program: str | None) -> str:
     response = (row.get("response_id") or "").strip()
     if not response:
         raise RowError("required", field="response_id")
+    if not (row.get("member_id") or "").strip() and not (row.get("account") or "").strip():
+        raise RowError("a response needs a member_id or an account")
     return record(db, (row.get("member_id") or "").strip() or None, score=(row.get("score") or "").strip(),
                   account=row.get("account"), comment=row.get("comment"),
                   at=source_csv.need(row, "answered_at"),
@@ -277,19 +293,20 @@ def _apply_nps(db: Database, row: dict, program: str | None) -> str:
 
 
 def import_nps(db: Database, path: str, *, program: str | None = None, all_or_nothing: bool = False,
-               dry_run: bool = False, progress=None, rejects: str | None = None, overwrite: bool = False) -> Summary:
+               dry_run: bool = False, progress=None, rejects: str | None = None, overwrite: bool = False,
+               fmt: CsvFormat = CsvFormat()) -> Summary:
     """NPS responses: response_id, member_id, account, score, comment, answered_at [, program].
     response_id is the idempotency key: a re-imported file records nothing twice."""
     if program:
         require_program(db, program)
-    source, handle = open_csv(path, source_csv.NPS_COLUMNS, source_csv.NPS_REQUIRED)
+    source, handle = open_csv(path, source_csv.NPS_COLUMNS, source_csv.NPS_REQUIRED, fmt)
 
     def apply_chunk(chunk):
         return [_one(db, lambda: _apply_nps(db, row, program)) for _, row in chunk]
 
     try:
         return _run(db, source, apply_chunk, all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                    rejects=rejects, overwrite=overwrite)
+                    rejects=rejects, overwrite=overwrite, fmt=fmt, what=f"import nps {source.name}")
     finally:
         handle.close()
 
@@ -307,10 +324,11 @@ def _one(db: Database, apply) -> tuple[str, str | None]:
 
 
 def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry_run: bool, progress,
-         rejects: str | None, overwrite: bool = False, checkpoint: str | None = None) -> Summary:
+         rejects: str | None, overwrite: bool = False, checkpoint: str | None = None,
+         fmt: CsvFormat = CsvFormat(), what: str = "import") -> Summary:
     """Apply `apply_chunk(chunk)` to every chunk of rows (it returns (status, error) per row).
     `checkpoint` names this import (file digest and options) so a killed run is resumed after
-    the last committed line."""
+    the last committed line; `what` is how a command kept waiting for the lock names it."""
     summary = Summary(dry_run=dry_run, all_or_nothing=all_or_nothing)
     resume = None
     if checkpoint and not (dry_run or all_or_nothing):
@@ -321,78 +339,136 @@ def _run(db: Database, source: Source, apply_chunk, *, all_or_nothing: bool, dry
             summary.duplicates, summary.rejected = resume["duplicates"], resume["rejected"]
     else:
         checkpoint = None
+    run = _Chunks(source, apply_chunk, summary, progress, checkpoint, resume)
     if rejects:
-        with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after, overwrite=overwrite) as writer:
+        with RejectsWriter(rejects, source.header, keep_upto=summary.resumed_after, overwrite=overwrite,
+                           fmt=fmt) as writer:
             summary.on_reject = writer
-            return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
-    return _loop(db, source, apply_chunk, summary, all_or_nothing, dry_run, progress, checkpoint, resume)
+            return _announced(db, what + _mode(summary), lambda: _loop(db, run))
+    return _announced(db, what + _mode(summary), lambda: _loop(db, run))
 
 
-def _loop(db: Database, source: Source, apply_chunk, summary: Summary, all_or_nothing: bool, dry_run: bool,
-          progress, checkpoint: str | None = None, resume: dict | None = None) -> Summary:
-    whole = all_or_nothing or dry_run
-    rows = _Rewind(_after(source.rows, resume["line"]) if resume else source.rows)
-    run_id = resume["id"] if resume else None
-    done = False
-    retries = 0
+def _mode(summary: Summary) -> str:
+    return " --dry-run" if summary.dry_run else " --all-or-nothing" if summary.all_or_nothing else ""
+
+
+def _announced(db: Database, what: str, work):
+    """Run `work()` with `what` recorded as this process's writing (store/activity.py)."""
+    key = activity.announce(db, what, now_ts())
+    try:
+        return work()
+    finally:
+        activity.withdraw(db, key)
+
+
+# Chunks are sized by time: each holds the write lock about HOLD_S, then the import pauses
+# YIELD_S so that single commands and jobs waiting for the lock get in between chunks.
+BATCH = 1000  # rows in the first chunk; later ones from BATCH // 8 to BATCH * GROWTH
+GROWTH = 16  # at most 16,000 rows a chunk (fewer state loads and commits on a fast machine)
+HOLD_S = 0.4
+YIELD_S = 0.01
+
+
+class _Pace:
+    """Rows per chunk: as many as the last chunks' rate does in HOLD_S, at most twice the last."""
+
+    def __init__(self):
+        self.size = BATCH
+
+    def took(self, rows: int, seconds: float) -> None:
+        if rows < self.size:  # the file's last chunk says nothing about the rate
+            return
+        rate = rows / max(seconds, 1e-3)
+        self.size = int(min(BATCH * GROWTH, self.size * 2, max(BATCH // 8 or 1, rate * HOLD_S)))
+
+
+@dataclass
+class _Chunks:
+    """An import's rows and what to do with them, chunk by chunk."""
+
+    source: Source
+    apply_chunk: Callable
+    summary: Summary
+    progress: Callable | None
+    checkpoint: str | None = None
+    resume: dict | None = None
+    pace: _Pace = field(default_factory=_Pace)
+
+    def rows(self):
+        return _after(self.source.rows, self.resume["line"]) if self.resume else self.source.rows
+
+    def tell(self) -> None:
+        if self.progress:
+            self.progress(self.source.position(), self.summary.rows)
+
+
+def _loop(db: Database, run: _Chunks) -> Summary:
+    """Commit chunk by chunk, each with its checkpoint; the chunk is read before taking the lock."""
+    summary = run.summary
+    if summary.all_or_nothing or summary.dry_run:
+        return _whole(db, run)
+    rows, run_id, line, done = run.rows(), run.resume["id"] if run.resume else None, summary.resumed_after, False
     while not done:
-        tx = db.rollback_only() if dry_run else db.write()
-        before = summary.counts()
-        try:
-            with tx:
-                watch = _Effects(db) if dry_run else None
-                done, line = _batch(rows, apply_chunk, summary, source, whole, progress,
-                                    watch.see if watch else None)
-                if watch:
-                    summary.effects = watch.changes()
-                summary.write_rejects()  # rejects up to the checkpoint survive a kill
-                if all_or_nothing and summary.rejected and not dry_run:
-                    raise _Abort()
-                if checkpoint:
-                    state = {"line": max(line, summary.resumed_after), "rows": summary.rows,
-                             "applied": summary.applied, "duplicates": summary.duplicates,
-                             "rejected": summary.rejected, "done": done}
-                    run_id = sql.save_checkpoint(db, run_id, checkpoint, state)
-        except _Abort:
-            summary.applied = summary.duplicates = 0
-            summary.rolled_back = True
-        except Retry:  # a concurrent writer (PostgreSQL): this transaction's rows again
-            retries += 1
-            if retries > ATTEMPTS:
-                raise DatabaseError(f"{db.path}: other writers kept changing the members this import "
-                                    "posts for; run it again (it resumes)") from None
-            summary.restore(before)
-            rows.rewind()
-            done = False
-            continue
-        rows.commit()
-        if progress:
-            progress(source.position(), summary.rows)
+        chunk = list(islice(rows, run.pace.size))
+        done = len(chunk) < run.pace.size
+        started = time.monotonic()
+        run_id, line = _commit_chunk(db, run, chunk, run_id, line, done)
+        run.pace.took(len(chunk), time.monotonic() - started)
+        run.tell()
+        if not done:
+            time.sleep(YIELD_S)
     return summary
 
 
-class _Rewind:
-    """Rows read since the last commit can be read again (a transaction run again)."""
+def _commit_chunk(db: Database, run: _Chunks, chunk: list, run_id: int | None, line: int,
+                  done: bool) -> tuple[int | None, int]:
+    """One chunk in one transaction, with its checkpoint. A PostgreSQL transaction that lost a
+    race with another writer (Retry) is rolled back and the chunk applied again."""
+    summary = run.summary
+    for _ in range(ATTEMPTS):
+        before = summary.counts()
+        try:
+            with db.write():
+                upto = max(line, _apply(chunk, run.apply_chunk, summary))
+                summary.write_rejects()  # rejects up to the checkpoint survive a kill
+                if run.checkpoint:
+                    run_id = _save(db, run_id, run.checkpoint, summary, upto, done)
+            return run_id, upto
+        except Retry:
+            summary.restore(before)
+    raise DatabaseError(f"{db.path}: other writers kept changing the members this import posts for; "
+                        "run it again (it resumes)")
 
-    def __init__(self, rows):
-        self.rows = iter(rows)
-        self.read: list = []
-        self.again: deque = deque()
 
-    def __iter__(self):
-        return self
+def _save(db: Database, run_id: int | None, key: str, summary: Summary, line: int, done: bool) -> int:
+    state = {"line": line, "rows": summary.rows, "applied": summary.applied, "duplicates": summary.duplicates,
+             "rejected": summary.rejected, "done": done}
+    return sql.save_checkpoint(db, run_id, key, state)
 
-    def __next__(self):
-        item = self.again.popleft() if self.again else next(self.rows)
-        self.read.append(item)
-        return item
 
-    def rewind(self) -> None:
-        self.again.extendleft(reversed(self.read))
-        self.read = []
-
-    def commit(self) -> None:
-        self.read = []
+def _whole(db: Database, run: _Chunks) -> Summary:
+    """--all-or-nothing and --dry-run: the whole file in one transaction (the lock is held throughout)."""
+    summary, rows = run.summary, run.rows()
+    try:
+        with db.rollback_only() if summary.dry_run else db.write():
+            db.lock_all()  # one transaction cannot run again: no other writer gets in (PostgreSQL)
+            watch = _Effects(db) if summary.dry_run else None
+            while chunk := list(islice(rows, run.pace.size)):
+                started = time.monotonic()
+                if watch:
+                    watch.see(chunk)
+                _apply(chunk, run.apply_chunk, summary)
+                summary.write_rejects()
+                run.pace.took(len(chunk), time.monotonic() - started)
+                run.tell()
+            if watch:
+                summary.effects = watch.changes()
+            if summary.all_or_nothing and summary.rejected and not summary.dry_run:
+                raise _Abort()
+    except _Abort:
+        summary.applied = summary.duplicates = 0
+        summary.rolled_back = True
+    return summary
 
 
 def _after(rows, line: int):
@@ -402,32 +478,20 @@ def _after(rows, line: int):
             yield item
 
 
-def _batch(rows, apply_chunk, summary: Summary, source: Source, whole: bool, progress,
-           observe=None) -> tuple[bool, int]:
-    """Apply chunks growing from BATCH rows until the transaction is full (False) or the file
-    ends (True); also returns the physical line of the last row applied (0 if none)."""
+def _apply(chunk: list, apply_chunk, summary: Summary) -> int:
+    """Apply one chunk and count its rows; returns the physical line of its last row (0 if none)."""
     line = 0
-    while True:
-        size = min(BATCH * 2 ** (summary.rows // BATCH).bit_length(), BATCH * GROWTH)
-        chunk = list(islice(rows, size))
-        if not chunk:
-            return True, line
-        if observe:
-            observe(chunk)
-        for (line, row), (status, error) in zip(chunk, apply_chunk(chunk)):
-            summary.rows += 1
-            if status == "rejected":
-                summary.reject({**{k: v for k, v in row.items() if k != "__error__"}, "line": line, "error": error})
-            elif status == "duplicate":
-                summary.duplicates += 1
-            else:
-                summary.applied += 1
-        if progress:
-            progress(source.position(), summary.rows)
-        if len(chunk) < size:
-            return True, line
-        if not whole:
-            return False, line
+    if not chunk:
+        return line
+    for (line, row), (status, error) in zip(chunk, apply_chunk(chunk)):
+        summary.rows += 1
+        if status == "rejected":
+            summary.reject({**{k: v for k, v in row.items() if k != "__error__"}, "line": line, "error": error})
+        elif status == "duplicate":
+            summary.duplicates += 1
+        else:
+            summary.applied += 1
+    return line
 
 
 class _Effects:

@@ -9,8 +9,9 @@ from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from ..core import rules
+from ..core.engine import RESERVED_TXN_PREFIX
 from ..core.program import Program
-from ..core.values import from_e4, money, shift, to_e4, ts_or_now
+from ..core.values import from_e4, money, now_ts, shift, to_e4, ts_or_now
 from ..errors import NotFound
 from ..reports.points import outstanding
 from ..store import explain as sql
@@ -27,7 +28,7 @@ def explain(db: Database, txn_id: str) -> dict:
     if row is None:
         sale = sql.anonymous_sale(db, txn_id)
         if sale is None:
-            raise NotFound(f"unknown transaction {txn_id!r}")
+            return _pending_expiry(db, txn_id)
         return {"txn_id": txn_id, "kind": "anonymous sale", "program": sale["program_code"],
                 "amount": money(sale["amount_e4"]), "effective_at": sale["effective_at"],
                 "explanation": ["a non-member purchase: stored for analytics, earns no points"]}
@@ -166,6 +167,31 @@ def _line_text(p: Program, x, how) -> str:
     price += (", less " + " and ".join(less) if less else "") + f" = {money(x.paid_e4, cur)}"
     rule = f"earn[{how.rule.index}] per {how.rule.get('per', 'amount')}" if how.rule else "no rule covers it"
     return f"line {x.line_no}: {price}; {rule}: {how.arithmetic()}; {x.points} points"
+
+
+def _pending_expiry(db: Database, txn_id: str) -> dict:
+    """expire-<lot>, as `history` shows an expiry the expire job has not recorded yet: balances
+    already leave its points out; the job will record it, dated at the lot's expiry."""
+    lot_id = txn_id[len(RESERVED_TXN_PREFIX):]
+    known = txn_id.startswith(RESERVED_TXN_PREFIX) and lot_id.isdigit() and len(lot_id) < 19  # an SQL integer
+    lot = sql.lot(db, int(lot_id)) if known else None
+    pending = lot and next((p for p in member_store.pending_expiries(db, lot["enrollment_id"], now_ts())
+                            if p.lot_id == lot["id"]), None)
+    if pending is None:
+        raise NotFound(f"unknown transaction {txn_id!r}")
+    enr = member_store.enrollment_by_id(db, lot["enrollment_id"])
+    cause = ("no earn or redemption for the program's inactivity period" if pending.rule == "inactivity"
+             else "its expiry date")
+    lines = [f"expiry not recorded yet: lot {lot['id']} ({lot['points']} points earned by {lot['txn_id']} at "
+             f"{lot['earned_at']}) expired at {pending.expires_at} ({cause}) with {pending.points} points unused",
+             "balances already leave them out; `loyaltyctl expire` records this entry, dated at the expiry"]
+    version = readers.require_program(db, enr.program).version  # the version the job records it under
+    return {"txn_id": txn_id, "member_id": enr.member_id, "program": enr.program, "program_version": version,
+            "kind": "expire", "status": "pending", "rule": pending.rule, "points": -pending.points,
+            "effective_at": pending.expires_at, "recorded_at": None,
+            "lot": {"lot": lot["id"], "points": lot["points"], "earned_at": lot["earned_at"],
+                    "expires_at": pending.expires_at, "txn_id": lot["txn_id"]},
+            "explanation": lines}
 
 
 def _tier_effects(db: Database, enrollment_id: int, e: dict, out: dict, lines: list[str]) -> None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from ..core import rules
 from ..core.rules import ReviewCase
-from ..core.values import fmt_ts, from_e4, not_future, now, shift, ts_or_now
+from ..core.values import fmt_ts, from_e4, not_future, now, shift, text, ts_or_now
 from ..errors import Conflict, InputError
 from ..store import jobs as sql
 from ..store import members as member_store
@@ -158,7 +158,7 @@ def set_tier(db: Database, member_id: str, tier: str, reason: str, program: str 
              until: str | None = None, at: str | None = None) -> dict:
     """A manual tier, a floor for the member's tier until it lapses: tier = max(earned, floor).
     A floor at or below the tier the member's qualifying window earns changes nothing."""
-    reason = (reason or "").strip()
+    reason = text(reason or "", "reason")
     if not reason:
         raise InputError("a manual tier needs a reason", field="reason")
     when = not_future(ts_or_now(at), "occurred_at")

@@ -14,15 +14,12 @@ from ..core.program import Program, unknown_program
 from ..core.records import (
     NEVER, Adjust, AnonymousSale, Enrollment, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
 )
-from ..core.values import money, now_ts, parse_key, tag_list, ts_or_now
+from ..core.values import money, now_ts, optional_text, parse_key, tag_list, text, ts_or_now
 from ..errors import Conflict, InputError, NotFound
 from ..store import members as member_store
 from ..store import programs as program_store
 from ..store import readers, writers
 from ..store.connection import Database, transaction
-
-MAX_ID = 200
-
 
 def program(db: Database, code: str) -> Program:
     """The current version of a program."""
@@ -181,19 +178,19 @@ def earn(db: Database, member_id: str, *, program_code=None, amount: Decimal | N
     if event is not None and order.purchase_only():
         raise InputError("applies to purchases, not to events", field=order.purchase_only())
     when, given = ts_or_now(at), at is not None
-    key = txn_id(txn, "earn")
+    key, member_id = txn_id(txn, "earn"), text(member_id, "member_id")
     if event is not None:
-        return _post(db, Event(key, member_id, program_code, when, given, event))
-    return _post(db, Purchase(key, member_id, program_code, when, given, amount, partner, order.basket_of(),
-                              order.pay_points, order.no_points))
+        return _post(db, Event(key, member_id, program_code, when, given, text(event, "event")))
+    return _post(db, Purchase(key, member_id, program_code, when, given, amount, optional_text(partner, "partner"),
+                              order.basket_of(), order.pay_points, order.no_points))
 
 
 def redeem(db: Database, member_id: str, *, program_code=None, points: int | None = None, reward=None,
            txn=None, at=None) -> TxnResult:
     if points is None and reward is None:
         raise InputError("give either points or a reward")
-    return _post(db, Redeem(txn_id(txn, "redeem"), member_id, program_code, ts_or_now(at), at is not None,
-                            points, reward))
+    return _post(db, Redeem(txn_id(txn, "redeem"), text(member_id, "member_id"), program_code, ts_or_now(at),
+                            at is not None, points, optional_text(reward, "reward")))
 
 
 def refund(db: Database, ref_txn: str, *, amount: Decimal | None = None, txn=None, at=None,
@@ -202,27 +199,28 @@ def refund(db: Database, ref_txn: str, *, amount: Decimal | None = None, txn=Non
     lines: (sku, quantity) pairs), or cancel a redemption."""
     if lines and amount is not None:
         raise InputError("give lines or an amount, not both", field="lines")
-    return _post(db, Refund(txn_id(txn, "refund"), ref_txn, ts_or_now(at), at is not None, amount, member_id,
-                            tuple(lines)))
+    return _post(db, Refund(txn_id(txn, "refund"), text(ref_txn, "ref_txn_id"), ts_or_now(at), at is not None, amount,
+                            optional_text(member_id, "member_id"), tuple(lines)))
 
 
 def adjust(db: Database, member_id: str, *, points: int, reason: str, program_code=None, txn=None, at=None,
            expires_at: str | None = None, never_expires: bool = False) -> TxnResult:
     """Points added or removed by hand; added points may expire at a date of their own, or never."""
-    if not (reason or "").strip():
+    reason = text(reason or "", "reason")
+    if not reason:
         raise InputError("an adjustment needs a reason", field="reason")
     if expires_at is not None and never_expires:
         raise InputError("give --expires-at or --never-expires, not both", field="never_expires")
     until = NEVER if never_expires else (ts_or_now(expires_at, "expires_at") if expires_at else None)
-    return _post(db, Adjust(txn_id(txn, "adjust"), member_id, program_code, ts_or_now(at), at is not None,
-                            points, reason, until))
+    return _post(db, Adjust(txn_id(txn, "adjust"), text(member_id, "member_id"), program_code, ts_or_now(at),
+                            at is not None, points, reason, until))
 
 
 def opening(db: Database, member_id: str, *, points: int, program_code=None, expires_at: str | None = None,
             txn=None, at=None) -> TxnResult:
     """A balance migrated from another system: a lot expiring at `expires_at` (else by the program's rule)."""
-    return _post(db, Opening(txn_id(txn, "opening"), member_id, program_code, ts_or_now(at), at is not None,
-                             points, expires_at))
+    return _post(db, Opening(txn_id(txn, "opening"), text(member_id, "member_id"), program_code, ts_or_now(at),
+                             at is not None, points, expires_at))
 
 
 def anonymous_sale(db: Database, txn: str, program_code: str | None, amount: Decimal, at: str) -> str:
@@ -248,14 +246,13 @@ class Enrolled:
 
 def enroll(db: Database, member_id: str, program_code: str, *, name=None, email=None, tags=(), referred_by=None,
            account=None, at: str | None = None) -> Enrolled:
-    member_id = (member_id or "").strip()
+    member_id = text(member_id or "", "member_id")
     if not member_id:
         raise InputError("must not be empty", field="member_id")
-    if len(member_id) > MAX_ID:
-        raise InputError(f"longer than {MAX_ID} characters", field="member_id")
+    name, email, account = (optional_text(v, f) for v, f in ((name, "name"), (email, "email"), (account, "account")))
     when = ts_or_now(at)
     tags = tag_list(tags)
-    join = Join(member_id, program_code, when, tuple(tags), referred_by or None)
+    join = Join(member_id, program_code, when, tuple(tags), optional_text(referred_by, "referred_by"))
     posting = transaction(db, lambda: run(db, join, lambda: _contact(db, member_id, name, email, account)))
     p = program(db, program_code)
     return Enrolled(member_id, program_code, when, tags, p.levels[0].name if p.tiered else None,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from ..core.program import Program
 from ..core import rules
-from ..core.values import from_e4, money, shift, ts_or_now
+from ..core.values import from_e4, money, optional_text, shift, ts_or_now
 from ..errors import InputError, NotFound
 from ..store import members as store
 from ..store.connection import Database
@@ -169,7 +169,7 @@ def why(e, moves: list[tuple[int, int]]) -> str:
 
 def update(db: Database, member_id: str, **fields) -> dict:
     """Change a member's contact details (an empty value clears one)."""
-    given = {k: (v.strip() or None) for k, v in fields.items() if v is not None}
+    given = {k: optional_text(v, k) for k, v in fields.items() if v is not None}
     if not given:
         raise InputError("give --name, --email or --account")
     with db.write():

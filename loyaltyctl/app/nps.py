@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 import os
 
-from ..core.values import not_future, now_ts, parse_key, ts_or_now
+from ..core.values import not_future, now_ts, optional_text, parse_key, ts_or_now
 from ..errors import Conflict, InputError, NotFound
 from ..store import members as member_store
 from ..store import nps as sql
 from ..store.connection import Database
 from ..store.readers import require_program
-
-MAX_COMMENT = 10_000
-
 
 def parse_score(value) -> int:
     text = str(value).strip()
@@ -29,14 +26,10 @@ def record(db: Database, member_id: str | None = None, *, score, account: str | 
     """One survey answer, from a member (their account by default) or from an account.
     Repeating it with the same --response-id and content records nothing new."""
     score = parse_score(score)
-    member_id = (member_id or "").strip() or None
-    account = (account or "").strip() or None
-    comment = (comment or "").strip() or None
-    program = (program or "").strip() or None
+    member_id, account = optional_text(member_id, "member_id"), optional_text(account, "account")
+    comment, program = optional_text(comment, "comment"), optional_text(program, "program")
     if member_id is None and account is None:
         raise InputError("give a MEMBER_ID or --account NAME")
-    if comment and len(comment) > MAX_COMMENT:
-        raise InputError(f"longer than {MAX_COMMENT} characters", field="comment")
     if response_id is not None:
         response_id = parse_key(response_id, "response_id")
     when = not_future(ts_or_now(at, "answered_at"), "answered_at")
@@ -61,7 +54,9 @@ def record(db: Database, member_id: str | None = None, *, score, account: str | 
         if response_id is not None:
             existing = sql.nps_response(db, response_id)
             if existing is not None:
-                if existing["content"] != content or (at is not None and existing["answered_at"] != when):
+                erased = existing["content"] is None  # `member erase` took the copy to compare with
+                moved = at is not None and existing["answered_at"] != when
+                if not erased and (existing["content"] != content or moved):
                     raise Conflict(f"response {response_id!r} was already recorded with different content")
                 return result | {"status": "duplicate", "answered_at": existing["answered_at"]}
         else:

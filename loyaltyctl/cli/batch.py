@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import AsOfOpt, Format, FormatOpt, ForceOpt, db, default_program, program_option, reader, state
+from . import parse
+from .common import (AsOfOpt, Format, FormatOpt, ForceOpt, db, default_program, program_option, reader, state,
+                     usage_error)
 
 PANEL = "Import and export"
 import_app = typer.Typer(help="Import CSV batches (transactions, members, NPS responses).", no_args_is_help=True)
@@ -18,13 +20,24 @@ RejectsOpt = Annotated[Optional[str], typer.Option("--rejects", metavar="<file>"
 RejectsForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing --rejects file (a re-run that resumes a killed import does without).")]
 AllOrNothingOpt = Annotated[bool, typer.Option("--all-or-nothing", help="One bad row means nothing is written.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Run the whole import, then roll it back.")]
+DelimiterOpt = Annotated[str, typer.Option("--delimiter", metavar="<char>", callback=parse.delimiter,
+                                           help="Character between cells: a comma, ; | or tab (\\t). The rejects file uses it too.")]
+EncodingOpt = Annotated[str, typer.Option("--encoding", metavar="<name>", callback=parse.encoding,
+                                          help="Text encoding of the file (utf-8, cp1252, latin-1...). The rejects file uses it too.")]
+
+
+def _format(delimiter: str, encoding: str):
+    from ..app.batch import CsvFormat
+
+    return CsvFormat(delimiter, encoding)
 
 
 @contextmanager
 def progress_bar(path: str):
-    """A Rich progress bar with rows and rows/s on stderr when it is a terminal; nothing
-    otherwise. Yields a callback(bytes_read, rows) or None. stdin has no known size:
-    the bar then shows rows and rows/s only."""
+    """A Rich progress bar on stderr when it is a terminal; nothing otherwise. Yields a
+    callback(bytes_read, rows) or None. It redraws four times a second: rows, the rate over
+    the last few seconds (live: it falls while a chunk takes long), elapsed time and, for a
+    file, the time left. stdin has no known size: rows and rows/s only."""
     import os
 
     if not sys.stderr.isatty():
@@ -35,17 +48,45 @@ def progress_bar(path: str):
     from ..render import console
 
     total = None if path == "-" or not os.path.isfile(path) else os.path.getsize(path)
+    rate = _live_rate()
     with Progress(TextColumn("importing"), BarColumn(), TaskProgressColumn(),
-                  TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]:,.0f} rows/s"),
-                  TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console(stderr=True), transient=True) as bar:
-        task = bar.add_task("import", total=total, rows=0, rate=0.0)
+                  TextColumn("{task.fields[rows]:,} rows"), rate, TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console(stderr=True), transient=True, refresh_per_second=4) as bar:
+        task = bar.add_task("import", total=total, rows=0)
 
         def update(position: int, rows: int) -> None:
-            elapsed = bar.tasks[task].elapsed or 0
-            bar.update(task, completed=position if total else None, rows=rows,
-                       rate=rows / elapsed if elapsed > 0 else 0.0)
+            rate.saw(rows)
+            bar.update(task, completed=position if total else None, rows=rows)
         yield update
+
+
+def _live_rate():
+    """A progress column: rows per second over the last WINDOW seconds, computed when drawn."""
+    import time
+    from collections import deque
+
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class LiveRate(ProgressColumn):
+        WINDOW = 5.0
+
+        def __init__(self):
+            super().__init__()
+            self.samples: deque = deque([(time.monotonic(), 0)])
+
+        def saw(self, rows: int) -> None:
+            now = time.monotonic()
+            self.samples.append((now, rows))
+            while len(self.samples) > 2 and self.samples[1][0] < now - self.WINDOW:
+                self.samples.popleft()
+
+        def render(self, task) -> Text:
+            (t0, r0), (_, r1) = self.samples[0], self.samples[-1]
+            elapsed = time.monotonic() - t0
+            return Text(f"{(r1 - r0) / elapsed if elapsed > 0 else 0:,.0f} rows/s")
+
+    return LiveRate()
 
 
 def _summary(summary, fmt: Format, source: str) -> None:
@@ -88,6 +129,8 @@ def import_transactions(
     enroll_unknown: Annotated[bool, typer.Option("--enroll-unknown", help="Enroll unknown members in --program instead of rejecting their rows.")] = False,
     lines: Annotated[Optional[str], typer.Option("--lines", metavar="<file>", help="A purchase_lines CSV (txn_id, sku, category, quantity, unit_price, discount) with the lines of the file's purchases.")] = None,
     dry_run: DryRunOpt = False,
+    delimiter: DelimiterOpt = ",",
+    encoding: EncodingOpt = "utf-8",
     fmt: FormatOpt = Format.table,
 ):
     """Import purchases, redemptions, refunds, events, adjustments and opening balances.
@@ -103,13 +146,15 @@ def import_transactions(
     """
     from ..app import batch as imports
 
+    if enroll_unknown and not default_program(program):
+        raise usage_error(ctx, "--enroll-unknown needs --program (the program to enroll members in)")
     _guard_rejects(ctx, rejects, path, lines)
     database = db(ctx)
     with progress_bar(path) as progress:
         summary = imports.import_transactions(database, path, program=default_program(program, database),
                                               all_or_nothing=all_or_nothing, enroll_unknown=enroll_unknown,
                                               dry_run=dry_run, progress=progress, rejects=rejects, overwrite=force,
-                                              lines=lines)
+                                              fmt=_format(delimiter, encoding), lines=lines)
     if summary.unmatched_lines:
         shown = ", ".join(summary.unmatched_lines[:5]) + (", ..." if len(summary.unmatched_lines) > 5 else "")
         print(f"warning: {lines}: {len(summary.unmatched_lines)} txn_id(s) no row of {path} names: {shown}",
@@ -125,6 +170,8 @@ def import_members(
     force: RejectsForceOpt = False,
     all_or_nothing: AllOrNothingOpt = False,
     dry_run: DryRunOpt = False,
+    delimiter: DelimiterOpt = ",",
+    encoding: EncodingOpt = "utf-8",
     fmt: FormatOpt = Format.table,
 ):
     """Enroll members from CSV: member_id, program, name, email, tags (a;b), referred_by, joined_at, account.
@@ -138,7 +185,8 @@ def import_members(
     _guard_rejects(ctx, rejects, path)
     with progress_bar(path) as progress:
         summary = imports.import_members(db(ctx), path, all_or_nothing=all_or_nothing, dry_run=dry_run,
-                                         progress=progress, rejects=rejects, overwrite=force)
+                                         progress=progress, rejects=rejects, overwrite=force,
+                                         fmt=_format(delimiter, encoding))
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
 
 
@@ -151,6 +199,8 @@ def import_nps(
     force: RejectsForceOpt = False,
     all_or_nothing: AllOrNothingOpt = False,
     dry_run: DryRunOpt = False,
+    delimiter: DelimiterOpt = ",",
+    encoding: EncodingOpt = "utf-8",
     fmt: FormatOpt = Format.table,
 ):
     """Import NPS responses: response_id, member_id, account, score, comment, answered_at [, program].
@@ -167,7 +217,7 @@ def import_nps(
     with progress_bar(path) as progress:
         summary = imports.import_nps(database, path, program=default_program(program, database),
                                      all_or_nothing=all_or_nothing, dry_run=dry_run, progress=progress,
-                                     rejects=rejects, overwrite=force)
+                                     rejects=rejects, overwrite=force, fmt=_format(delimiter, encoding))
     _summary(summary, fmt, "<stdin>" if path == "-" else path)
 
 

@@ -24,10 +24,10 @@ AtOpt = Annotated[Optional[str], typer.Option("--at", help="When it takes effect
                                               callback=parse.moment)]
 AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Show the state as it stood at this moment (ISO-8601). Default: now.",
                                                 callback=parse.moment)]
-TxnOpt = Annotated[Optional[str], typer.Option("--txn", help="Idempotency key: repeating the command with the same key records nothing new (ids starting with 'expire-' are reserved).")]
+TxnOpt = Annotated[Optional[str], typer.Option("--txn", help="Idempotency key: repeating the command with the same key records nothing new (ids starting with 'expire-' are reserved).", callback=parse.text("txn_id"))]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
-MemberArg = Annotated[str, typer.Argument(metavar="MEMBER_ID", help="Member id.")]
-TxnArg = Annotated[str, typer.Argument(metavar="TXN_ID", help="Transaction id (as in history or exports).")]
+MemberArg = Annotated[str, typer.Argument(metavar="MEMBER_ID", help="Member id.", callback=parse.text("member_id"))]
+TxnArg = Annotated[str, typer.Argument(metavar="TXN_ID", help="Transaction id (as in history or exports).", callback=parse.text("txn_id"))]
 
 
 def complete_programs(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -82,9 +82,9 @@ def _complete(ctx, incomplete: str, values) -> list[str]:
 ProgramOpt = Annotated[
     Optional[str],
     typer.Option("--program", "-p", help="Program code; may be omitted when the member is in one program.",
-                 autocompletion=complete_programs),
+                 autocompletion=complete_programs, callback=parse.text("program")),
 ]
-RewardOpt = Annotated[Optional[str], typer.Option("--reward", help="Reward code from the program's catalogue.",
+RewardOpt = Annotated[Optional[str], typer.Option("--reward", help="Reward code from the program's catalogue.", callback=parse.text("reward"),
                                                   autocompletion=complete_rewards)]
 
 
@@ -107,7 +107,7 @@ def plural(n: int, noun: str) -> str:
 
 def program_option(help: str) -> typer.models.OptionInfo:
     """--program/-p with this help, completed from the database."""
-    return typer.Option("--program", "-p", help=help, autocompletion=complete_programs)
+    return typer.Option("--program", "-p", help=help, autocompletion=complete_programs, callback=parse.text("program"))
 
 
 class Group(TyperGroup):

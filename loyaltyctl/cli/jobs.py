@@ -89,8 +89,8 @@ def review(
 def set_(
     ctx: typer.Context,
     member_id: MemberArg,
-    tier: Annotated[str, typer.Option("--tier", help="Tier name.", autocompletion=complete_tiers)],
-    reason: Annotated[str, typer.Option("--reason", help="Why (service recovery, VIP guest...).")],
+    tier: Annotated[str, typer.Option("--tier", help="Tier name.", autocompletion=complete_tiers, callback=parse.text("tier"))],
+    reason: Annotated[str, typer.Option("--reason", help="Why (service recovery, VIP guest...).", callback=parse.text("reason"))],
     until: Annotated[Optional[str], typer.Option("--until", help="When the manual tier lapses (ISO-8601).",
                                                  callback=parse.moment)] = None,
     program: Annotated[Optional[str], program_option("Program code; may be omitted when the member is in one program.")] = None,

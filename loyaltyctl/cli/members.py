@@ -6,8 +6,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from . import parse
 from .common import (AsOfOpt, AtOpt, Format, FormatOpt, MemberArg, ProgramOpt, complete_tiers, db, default_program,
-                     program_option, reader, usage_error)
+                     program_option, reader, state, usage_error)
 
 PANEL = "Members"
 member_app = typer.Typer(help="Enroll, show and list members.", no_args_is_help=True)
@@ -20,13 +21,13 @@ SHOW_FIELDS = ["member_id", "name", "email", "program", "as_of", "joined_at", "t
 @member_app.command("enroll")
 def enroll(
     ctx: typer.Context,
-    member_id: Annotated[str, typer.Argument(metavar="MEMBER_ID", help="Member id (your CRM's customer id).")],
+    member_id: Annotated[str, typer.Argument(metavar="MEMBER_ID", help="Member id (your CRM's customer id).", callback=parse.text("member_id"))],
     program: ProgramOpt = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Member's name.")] = None,
-    email: Annotated[Optional[str], typer.Option("--email", help="Member's email.")] = None,
-    tag: Annotated[Optional[List[str]], typer.Option("--tag", help="A tag rules can match (repeatable), e.g. card_member.")] = None,
-    referred_by: Annotated[Optional[str], typer.Option("--referred-by", help="Member who referred this one (referral rewards).")] = None,
-    account: Annotated[Optional[str], typer.Option("--account", help="B2B customer account the member belongs to.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Member's name.", callback=parse.text("name"))] = None,
+    email: Annotated[Optional[str], typer.Option("--email", help="Member's email.", callback=parse.text("email"))] = None,
+    tag: Annotated[Optional[List[str]], typer.Option("--tag", help="A tag rules can match (repeatable), e.g. card_member.", callback=parse.text("tags"))] = None,
+    referred_by: Annotated[Optional[str], typer.Option("--referred-by", help="Member who referred this one (referral rewards).", callback=parse.text("referred_by"))] = None,
+    account: Annotated[Optional[str], typer.Option("--account", help="B2B customer account the member belongs to.", callback=parse.text("account"))] = None,
     at: AtOpt = None,
     fmt: FormatOpt = Format.table,
 ):
@@ -88,7 +89,7 @@ def show(
 def list_(
     ctx: typer.Context,
     program: Annotated[Optional[str], program_option("Only this program (default: the configured program, else all).")] = None,
-    tier: Annotated[Optional[str], typer.Option("--tier", help="Only members in this tier.", autocompletion=complete_tiers)] = None,
+    tier: Annotated[Optional[str], typer.Option("--tier", help="Only members in this tier.", autocompletion=complete_tiers, callback=parse.text("tier"))] = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
 ):
@@ -108,10 +109,10 @@ def list_(
 @member_app.command("update")
 def update(
     ctx: typer.Context,
-    member_id: Annotated[str, typer.Argument(metavar="MEMBER_ID", help="Member id.")],
-    name: Annotated[Optional[str], typer.Option("--name", help="New name (empty to clear).")] = None,
-    email: Annotated[Optional[str], typer.Option("--email", help="New email (empty to clear).")] = None,
-    account: Annotated[Optional[str], typer.Option("--account", help="New B2B account (empty to clear).")] = None,
+    member_id: Annotated[str, typer.Argument(metavar="MEMBER_ID", help="Member id.", callback=parse.text("member_id"))],
+    name: Annotated[Optional[str], typer.Option("--name", help="New name (empty to clear).", callback=parse.text("name"))] = None,
+    email: Annotated[Optional[str], typer.Option("--email", help="New email (empty to clear).", callback=parse.text("email"))] = None,
+    account: Annotated[Optional[str], typer.Option("--account", help="New B2B account (empty to clear).", callback=parse.text("account"))] = None,
     fmt: FormatOpt = Format.table,
 ):
     """Change a member's name, email or account (in every program they are in).
@@ -140,7 +141,10 @@ def erase(
 ):
     """Erase a member's personal data (name, email, NPS comments); ledger totals stay exact.
 
-    It cannot be undone: on a terminal it asks first (--yes does not).
+    The name and email are also replaced wherever a reason or comment quotes them, and the
+    old text is scrubbed from the database file and its WAL. Backups taken before still hold
+    it: erase the member in each (--db BACKUP member erase ID --yes). It cannot be undone: on
+    a terminal it asks first (--yes does not).
 
     Example: loyaltyctl member erase M00001 --yes
     """
@@ -155,7 +159,11 @@ def erase(
         raise typer.Exit(1)
     result = maintenance.erase_member(db(ctx), member_id)
     if fmt is Format.table:
-        print(f"{result['member_id']}: {result['status']} ({result['erased_at']})")
+        quoted = f"; quoted in {result['quotes']} other texts, replaced there too" if result.get("quotes") else ""
+        print(f"{result['member_id']}: {result['status']} ({result['erased_at']}){quoted}")
+        if result.get("scrubbed") is False:
+            print("warning: another process kept the WAL from being truncated; the old text stays in "
+                  f"{state(ctx).path}-wal until its next checkpoint", file=sys.stderr)
     else:
         render.record(result, fmt=fmt.value)
 

@@ -30,14 +30,14 @@ class By(str, Enum):
 @nps_app.command("record")
 def record(
     ctx: typer.Context,
-    member_id: Annotated[Optional[str], typer.Argument(metavar="MEMBER_ID", help="Member who answered (or give --account).")] = None,
+    member_id: Annotated[Optional[str], typer.Argument(metavar="MEMBER_ID", help="Member who answered (or give --account).", callback=parse.text("member_id"))] = None,
     score: Annotated[str, typer.Option("--score", help="0-10: how likely to recommend us.", metavar="<int>",
                                        callback=parse.score)] = ...,
-    account: Annotated[Optional[str], typer.Option("--account", help="B2B customer account (default: the member's).")] = None,
-    comment: Annotated[Optional[str], typer.Option("--comment", help="The answer to \"why?\".")] = None,
+    account: Annotated[Optional[str], typer.Option("--account", help="B2B customer account (default: the member's).", callback=parse.text("account"))] = None,
+    comment: Annotated[Optional[str], typer.Option("--comment", help="The answer to \"why?\".", callback=parse.text("comment"))] = None,
     at: AtOpt = None,
     program: Annotated[Optional[str], program_option("Program asked about (default: the configured program, else the member's only one).")] = None,
-    response_id: Annotated[Optional[str], typer.Option("--response-id", help="Idempotency key: repeating it records nothing new.")] = None,
+    response_id: Annotated[Optional[str], typer.Option("--response-id", help="Idempotency key: repeating it records nothing new.", callback=parse.text("response_id"))] = None,
     fmt: FormatOpt = Format.table,
 ):
     """Record one NPS answer: a score 0-10 and the free-text "why".

@@ -146,3 +146,35 @@ def _refund_line(value: str):
 lines = _each(_line)
 discounts = _each(_discount)
 refund_lines = _each(_refund_line)
+
+
+def text(field: str) -> Callable:
+    """Text typed for `field` (values.text: printable, within the field's limit, the same rule
+    as a CSV import's); a repeated option's values each."""
+    def check(ctx, param, value):
+        if value is None:
+            return None
+        from ..core.values import text as parse_text
+        from ..errors import InputError
+
+        try:
+            if isinstance(value, (list, tuple)):
+                return [parse_text(v, field) for v in value]
+            return parse_text(value, field)
+        except InputError as exc:
+            raise _bad(exc.detail) from None
+    return check
+
+
+def delimiter(ctx, param, value: str | None) -> str | None:
+    """An import's --delimiter (io/csv.delimiter)."""
+    from ..app.batch import parse_delimiter
+
+    return None if value is None else _usage(parse_delimiter, value)
+
+
+def encoding(ctx, param, value: str | None) -> str | None:
+    """An import's --encoding: an ASCII-compatible text encoding (io/csv.encoding)."""
+    from ..app.batch import parse_encoding
+
+    return None if value is None else _usage(parse_encoding, value)

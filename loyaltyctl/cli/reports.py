@@ -180,7 +180,8 @@ def churn(
     """Active members, members lost and churn rate per month or quarter.
 
     Active = any purchase in the period; lost = active in the previous period, no purchase
-    in this one; churn % = lost / previous period's active.
+    in this one; churn % = lost / previous period's active. The period not over yet is
+    partial: its lost and churn % stay empty until it ends.
 
     Example: loyaltyctl report churn --period quarter --since 2026-01-01
     """

@@ -66,8 +66,8 @@ def _member(book: Book, member: str, program: str | None) -> MemberState:
         if eid is None and member in book.known_members:
             raise NotFound(f"member {member!r} is not enrolled in program {program!r}")
     elif len(mine) > 1:
-        raise InputError(f"member {member!r} is in several programs ({', '.join(sorted(mine))}); "
-                         "choose one with --program")
+        raise InputError(f"member {member!r} is in several programs ({', '.join(sorted(mine))}); choose one",
+                         field="program")
     else:
         eid = next(iter(mine.values()), None)
     if eid is None:
@@ -645,7 +645,7 @@ def _sale(book: Book, cmd: AnonymousSale) -> Posting:
     code = cmd.program
     if not code:
         if len(book.programs) != 1:
-            raise InputError("an anonymous sale (empty member_id) needs --program")
+            raise InputError("an anonymous sale (empty member_id) needs a program", field="program")
         code = next(iter(book.programs))
     _program(book, code)
     text = rules.content(program=code, kind="anonymous", amount=num(cmd.amount))

@@ -193,13 +193,50 @@ def parse_points(value, field: str = "points", *, allow_negative: bool = False) 
     return points
 
 
+# The longest value of each text field, in characters: the same typed on the command line or
+# read from a CSV file (README "Text fields"). A tag's limit is per tag.
+TEXT_LIMITS = {
+    "member_id": 200, "referred_by": 200, "txn_id": 200, "ref_txn_id": 200, "response_id": 200,
+    "name": 200, "email": 254, "account": 200, "tags": 64, "reason": 500, "comment": 10_000,
+    "program": 64, "tier": 64, "reward": 64, "event": 64, "partner": 64,
+}
+TEXT_LIMIT = 200  # any other text field
+
+
+def text(value, field: str) -> str:
+    """Text a person typed for `field`, stripped: refused when it holds a control character
+    (escape sequences would repaint the terminal of whoever reads it later; line breaks and
+    tabs break tables and CSV rows) or is longer than the field's limit."""
+    clean = str(value).strip()
+    limit = TEXT_LIMITS.get(field, TEXT_LIMIT)
+    if len(clean) > limit:
+        raise InputError(f"longer than {limit:,} characters ({len(clean):,})", field=field)
+    printable(clean, field)
+    return clean
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0 controls, DEL, C1 controls
+
+
+def printable(value: str, field: str) -> None:
+    """Refuse a value holding a control character, naming the first."""
+    bad = CONTROL.search(value)
+    if bad is not None:
+        hint = " (a line break inside a quoted cell?)" if bad.group() in "\r\n" else ""
+        raise InputError(f"contains a control character (U+{ord(bad.group()):04X}){hint}; only printable text "
+                         "is stored", field=field)
+
+
+def optional_text(value, field: str) -> str | None:
+    """text() of an optional field: None when absent or blank."""
+    return None if value is None else text(value, field) or None
+
+
 def parse_key(value: str, field: str) -> str:
-    """An idempotency key (--txn, --response-id): non-empty, at most 200 characters."""
-    key = value.strip()
+    """An idempotency key (--txn, --response-id): non-empty text within the field's limit."""
+    key = text(value, field)
     if not key:
         raise InputError("must not be empty", field=field)
-    if len(key) > 200:
-        raise InputError("longer than 200 characters", field=field)
     return key
 
 
@@ -208,7 +245,7 @@ def tag_list(tags) -> list[str]:
     out: list[str] = []
     for tag in tags:
         for t in str(tag).split(";"):
-            t = t.strip()
+            t = text(t, "tags")
             if t and t not in out:
                 out.append(t)
     return out

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 from ..core.engine import check_txn
 from ..core.records import NEVER, AnonymousSale, Adjust, Event, Join, Opening, Purchase, Redeem, Refund
 from ..core.rules import basket_total
-from ..core.values import parse_amount, parse_points, tag_list, ts_or_now
+from ..core.values import CONTROL, parse_amount, parse_points, printable, tag_list, text, ts_or_now
 from ..errors import InputError, LoyaltyError, NotFound
 from . import baskets
 
@@ -33,7 +33,6 @@ MEMBER_COLUMNS = ["member_id", "program", "name", "email", "tags", "referred_by"
 MEMBER_REQUIRED = ["member_id", "program"]
 NPS_COLUMNS = ["response_id", "member_id", "account", "score", "comment", "answered_at", "program"]
 NPS_REQUIRED = ["response_id", "score", "answered_at"]
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
 
 
 class RowError(LoyaltyError):
@@ -52,7 +51,50 @@ class Source:
     position: Callable[[], int]
 
 
-def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, object]:
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a CSV file is written: the character between cells and the text encoding (one
+    whose line ends and punctuation are the ASCII bytes, as UTF-8, cp1252 and latin-1 are)."""
+
+    delimiter: str = ","
+    encoding: str = "utf-8"
+
+    def key(self) -> str:
+        """For an import's resume key: empty for the default format (keys of older runs stay valid)."""
+        return "" if self == CsvFormat() else f" delimiter={self.delimiter!r} encoding={self.encoding}"
+
+
+DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "\\t": "\t", "tab": "\t"}
+
+
+def delimiter(value: str) -> str:
+    """--delimiter: a comma, a semicolon, a tab (\\t or tab) or |."""
+    if value not in DELIMITERS:
+        raise InputError(f"{value!r} is not one of ',', ';', '|', tab (\\t)", field="delimiter")
+    return DELIMITERS[value]
+
+
+def encoding(value: str) -> str:
+    """--encoding: a text encoding Python knows whose line ends and punctuation are ASCII bytes."""
+    import codecs
+
+    try:
+        name = codecs.lookup(value).name
+        name = "utf-8" if name == "utf-8-sig" else name  # a UTF-8 byte order mark is skipped anyway
+    except (LookupError, ValueError):
+        raise InputError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252, latin-1)", field="encoding") from None
+    try:
+        ascii_compatible = ",;|\t\"\r\n".encode(name) == b",;|\t\"\r\n"
+    except (UnicodeError, LookupError):
+        ascii_compatible = False
+    if not ascii_compatible:
+        raise InputError(f"{value!r} is not a supported encoding: lines must end in an ASCII line feed "
+                         "(utf-8, cp1252, latin-1, iso8859-15 ...)", field="encoding")
+    return name
+
+
+def open_csv(path: str, known: list[str], required: list[str],
+             fmt: CsvFormat = CsvFormat()) -> tuple[Source, object]:
     name = "<stdin>" if path == "-" else path
     try:
         if path == "-":
@@ -67,9 +109,9 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
         raise InputError(f"{path}: is a directory, not a CSV file") from None
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror}") from None
-    counter = _LineCounter(raw)
-    reader = csv.reader(counter)
-    header = _header(name, reader, counter, known, required)
+    counter = _LineCounter(raw, fmt.encoding)
+    reader = csv.reader(counter, delimiter=fmt.delimiter)
+    header = _header(name, reader, counter, known, required, fmt)
 
     def rows() -> Iterator[tuple[int, dict]]:
         while True:
@@ -79,7 +121,7 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield start, {"__error__": f"not valid CSV ({exc})"}
+                yield start, {"__error__": _csv_error(exc)}
                 continue
             if not values or values == [""]:
                 continue
@@ -87,7 +129,7 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
             for ignored in IGNORED:
                 row.pop(ignored, None)
             if counter.bad_lines and counter.bad_lines[-1] >= start:
-                row["__error__"] = "not UTF-8 text"
+                row["__error__"] = counter.undecodable()
             elif len(values) != len(header):
                 row["__error__"] = f"has {len(values)} fields, the header has {len(header)}"
             yield start, row
@@ -96,30 +138,59 @@ def open_csv(path: str, known: list[str], required: list[str]) -> tuple[Source, 
     return Source(name, columns, rows(), size, lambda: raw.tell() if size is not None else 0), raw
 
 
-def _header(name: str, reader, counter, known: list[str], required: list[str]) -> list[str]:
+def _csv_error(exc: Exception) -> str:
+    """The csv module's complaint in the words of a CSV file (it speaks of Python's file modes)."""
+    text = str(exc)
+    if "new-line character" in text:
+        return "not valid CSV: a carriage return inside an unquoted cell (quote the cell, or end every line alike)"
+    if "NUL" in text:
+        return "not valid CSV: the line holds a NUL byte; is it a text file?"
+    if "field limit" in text:
+        return f"not valid CSV: a cell is longer than {MAX_FIELD:,} characters"
+    return f"not valid CSV ({text})"
+
+
+def _header(name: str, reader, counter, known: list[str], required: list[str], fmt: CsvFormat) -> list[str]:
     try:
         header = next(reader)
     except StopIteration:
         raise InputError(f"{name}: empty file (expected a header line: {', '.join(required)}, ...)") from None
     except csv.Error as exc:
-        raise InputError(f"{name}:1: not valid CSV ({exc})") from None
+        raise InputError(f"{name}:1: {_csv_error(exc)}") from None
     if counter.bad_lines:
-        raise InputError(f"{name}: not UTF-8 text; is it a CSV file?")
+        raise InputError(f"{name}:1: {counter.undecodable('; is it a CSV file?')}")
     header = [h.strip() for h in header]
-    if any(_CONTROL.search(h) for h in header):
-        raise InputError(f"{name}:1: the header line has control characters; is it a CSV file?")
+    hint = _delimiter_hint(header, known, fmt)
+    if any(CONTROL.search(h) for h in header):
+        raise InputError(f"{name}:1: the header line has control characters{hint or '; is it a CSV file?'}")
     if not any(header):
         raise InputError(f"{name}:1: empty header line (expected {', '.join(required)}, ...)")
     unknown = [h for h in header if h not in known and h not in IGNORED]
     if unknown:
-        raise InputError(f"{name}:1: unknown column(s) {', '.join(unknown)} (known: {', '.join(known)})")
+        known_list = f" (known: {', '.join(known)})"
+        raise InputError(f"{name}:1: unknown column(s) {', '.join(unknown)}{hint or known_list}")
     missing = [c for c in required if c not in header]
     if missing:
-        raise InputError(f"{name}:1: missing column(s) {', '.join(missing)}")
+        raise InputError(f"{name}:1: missing column(s) {', '.join(missing)}{hint}")
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise InputError(f"{name}:1: column(s) {', '.join(dupes)} appear twice")
     return header
+
+
+_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
+
+
+def _delimiter_hint(header: list[str], known: list[str], fmt: CsvFormat) -> str:
+    """'; the file looks semicolon-separated: ...' when another delimiter would split the header
+    line into known columns."""
+    line = fmt.delimiter.join(header)
+    for other in (";", "\t", ",", "|"):
+        cells = [c.strip().strip('"') for c in line.split(other)]
+        if other != fmt.delimiter and len(cells) > 1 and all(c in known or c in IGNORED for c in cells):
+            option = "'\\t'" if other == "\t" else f"'{other}'"
+            return f"; the file looks {_NAMES[other]}-separated: import it with --delimiter {option}"
+    return ""
 
 
 def file_digest(path: str) -> str | None:
@@ -134,13 +205,17 @@ def file_digest(path: str) -> str | None:
 
 
 class _LineCounter:
-    """Feeds csv.reader one decoded line at a time, counting physical lines and
-    remembering lines that are not UTF-8 (their row is rejected, not the file)."""
+    """Feeds csv.reader one decoded line at a time, counting physical lines and remembering
+    lines that are not text in the file's encoding: their row is rejected (not the file), its
+    undecodable bytes kept as surrogates ("surrogateescape") so the rejects file writes them
+    back as they were."""
 
-    def __init__(self, raw):
+    def __init__(self, raw, encoding: str = "utf-8"):
         self.raw = raw
+        self.encoding = encoding
         self.lines = 0
         self.bad_lines: list[int] = []
+        self.bad_byte = 0
 
     def __iter__(self):
         return self
@@ -150,13 +225,20 @@ class _LineCounter:
         if not line:
             raise StopIteration
         self.lines += 1
-        if self.lines == 1 and line.startswith(b"\xef\xbb\xbf"):
+        if self.lines == 1 and self.encoding == "utf-8" and line.startswith(b"\xef\xbb\xbf"):
             line = line[3:]
         try:
-            return line.decode("utf-8")
-        except UnicodeDecodeError:
+            return line.decode(self.encoding)
+        except UnicodeDecodeError as exc:
             self.bad_lines.append(self.lines)
-            return line.decode("utf-8", errors="replace")
+            self.bad_byte = line[exc.start]
+            return line.decode(self.encoding, errors="surrogateescape")
+
+    def undecodable(self, doubt: str = "") -> str:
+        """What is wrong with the last undecodable line; `doubt` goes before the remedy."""
+        label = "UTF-8" if self.encoding == "utf-8" else self.encoding
+        return (f"not {label} text (byte 0x{self.bad_byte:02X}){doubt}; for a file in another encoding, import "
+                "it with --encoding (e.g. cp1252)")
 
 
 # --- rows -> commands --------------------------------------------------------------------------
@@ -166,12 +248,11 @@ def check_cells(row: dict) -> None:
     if "__error__" in row:
         raise RowError(row.pop("__error__"))
     values = row.values()
-    if max(map(len, values), default=0) > MAX_FIELD or _CONTROL.search("".join(values)):
+    if max(map(len, values), default=0) > MAX_FIELD or CONTROL.search("".join(values)):
         for key, value in row.items():
             if len(value) > MAX_FIELD:
-                raise RowError(f"longer than {MAX_FIELD} characters", field=key)
-            if _CONTROL.search(value):
-                raise RowError("contains control characters (a line break inside a quoted cell?)", field=key)
+                raise RowError(f"longer than {MAX_FIELD:,} characters", field=key)
+            printable(value, key)
 
 
 def need(row: dict, column: str) -> str:
@@ -185,18 +266,28 @@ def _cell(row: dict, column: str) -> str | None:
     return (row.get(column) or "").strip() or None
 
 
+def need_text(row: dict, column: str) -> str:
+    """A required text cell, under the same rule as the command line's (values.text)."""
+    return text(need(row, column), column)
+
+
+def text_cell(row: dict, column: str) -> str | None:
+    value = _cell(row, column)
+    return value and text(value, column)
+
+
 def transaction(row: dict, program: str | None, files: dict | None = None):
     """The command a transaction row asks for. The columns every row has are checked first
     (txn_id, kind, occurred_at, member_id), so a row is refused for the same reason however
     it would have applied. `files`: rows of a purchase_lines file by txn_id."""
     check_cells(row)
-    txn = need(row, "txn_id")
+    txn = need_text(row, "txn_id")
     check_txn(txn)
     kind = (row.get("kind") or "").strip()
     if kind not in KINDS:
         raise RowError(f"{kind!r} is not one of {', '.join(KINDS)}", field="kind")
     at = ts_or_now(need(row, "occurred_at"), "occurred_at")
-    member = (row.get("member_id") or "").strip()
+    member = text_cell(row, "member_id") or ""
     if not member and kind != "purchase":
         raise RowError(f"required for kind {kind!r}", field="member_id")
     if not member:
@@ -207,16 +298,16 @@ def transaction(row: dict, program: str | None, files: dict | None = None):
     if kind == "purchase":
         return _purchase(row, txn, member, program, at, files)
     if kind == "event":
-        return Event(txn, member, program, at, True, need(row, "event"))
+        return Event(txn, member, program, at, True, need_text(row, "event"))
     if kind == "redeem":
         return _redeem(row, txn, member, program, at)
     if kind == "refund":  # no amount: the whole purchase, or a redemption (cancelled whole)
         amount = _cell(row, "amount")
-        return Refund(txn, need(row, "ref_txn_id"), at, True, parse_amount(amount, "amount") if amount else None,
+        return Refund(txn, need_text(row, "ref_txn_id"), at, True, parse_amount(amount, "amount") if amount else None,
                       member, _refund_lines(row, txn, files))
     if kind == "adjust":
         return Adjust(txn, member, program, at, True, parse_points(need(row, "points"), "points", allow_negative=True),
-                      need(row, "reason"))
+                      need_text(row, "reason"))
     expires = _cell(row, "expires_at")
     if expires and expires.lower() == NEVER:  # a balance that never expires
         expires = NEVER
@@ -229,16 +320,16 @@ def _purchase(row: dict, txn: str, member: str, program: str | None, at: str, fi
     amount = _cell(row, "amount") if basket is not None else need(row, "amount")
     paid = _cell(row, "paid_points")
     return Purchase(txn, member, program, at, True, parse_amount(amount, "amount") if amount else None,
-                    _cell(row, "partner"), basket, parse_points(paid, "paid_points") if paid else None)
+                    text_cell(row, "partner"), basket, parse_points(paid, "paid_points") if paid else None)
 
 
 def _basket(row: dict, txn: str, files: dict | None):
     """A purchase's lines: the `lines` JSON column, or the purchase_lines file's rows for it."""
-    text, found = _cell(row, "lines"), (files or {}).get(txn)
+    given, found = _cell(row, "lines"), (files or {}).get(txn)
     discounts = tuple(baskets.parse_discount(d) for d in (_cell(row, "discount") or "").split(";") if d.strip())
-    if text and found:
+    if given and found:
         raise RowError("give the lines in the lines column or in the purchase_lines file, not both", field="lines")
-    basket = baskets.basket_json(text, "lines", "lines") if text else _file_basket(found) if found else None
+    basket = baskets.basket_json(given, "lines", "lines") if given else _file_basket(found) if found else None
     if basket is None:
         if discounts:
             raise RowError("applies to purchases with lines", field="discount")
@@ -270,9 +361,9 @@ def _line_cell(row: dict, column: str) -> str:
 
 def _refund_lines(row: dict, txn: str, files: dict | None) -> tuple:
     """(sku, quantity) of the lines a refund row names: JSON in `lines`, or purchase_lines rows."""
-    text, found = _cell(row, "lines"), (files or {}).get(txn)
-    if text:
-        return baskets.refund_json(text)
+    given, found = _cell(row, "lines"), (files or {}).get(txn)
+    if given:
+        return baskets.refund_json(given)
     out = []
     for where, r in found or ():
         try:
@@ -304,7 +395,7 @@ def purchase_lines(path: str) -> dict[str, list[tuple[str, dict]]]:
 
 
 def _redeem(row: dict, txn: str, member: str, program: str | None, at: str) -> Redeem:
-    points, reward = _cell(row, "points"), _cell(row, "reward")
+    points, reward = _cell(row, "points"), text_cell(row, "reward")
     if bool(points) == bool(reward):
         raise RowError("redeem needs exactly one of points or reward")
     return Redeem(txn, member, program, at, True, parse_points(points, "points") if points else None, reward)
@@ -321,13 +412,13 @@ class MemberRow:
 def member(row: dict) -> MemberRow:
     """A member row: the enrollment it asks for and the contact details it carries."""
     check_cells(row)
-    member_id = need(row, "member_id")
-    program = need(row, "program")
+    member_id = need_text(row, "member_id")
+    program = need_text(row, "program")
     joined = _cell(row, "joined_at")
     at = ts_or_now(joined, "joined_at")
     tags = tuple(tag_list([t for t in (row.get("tags") or "").split(";") if t.strip()]))
-    return MemberRow(Join(member_id, program, at, tags, _cell(row, "referred_by")), _cell(row, "name"),
-                     _cell(row, "email"), _cell(row, "account"))
+    return MemberRow(Join(member_id, program, at, tags, text_cell(row, "referred_by")), text_cell(row, "name"),
+                     text_cell(row, "email"), text_cell(row, "account"))
 
 
 class csv_writer:
@@ -335,13 +426,13 @@ class csv_writer:
     (the stdlib writer only quotes the characters of its own line terminator, so a lone
     CR would otherwise be written bare and break the row for every reader)."""
 
-    def __init__(self, out):
+    def __init__(self, out, delimiter: str = ","):
         import csv
         import io
 
         self.out = out
         self.buffer = io.StringIO()
-        self.writer = csv.writer(self.buffer, lineterminator="\r\n")
+        self.writer = csv.writer(self.buffer, lineterminator="\r\n", delimiter=delimiter)
 
     def writerow(self, row) -> None:
         self.buffer.seek(0)

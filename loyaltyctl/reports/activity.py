@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from ..core.values import shift, ts_or_now
+from ..core.values import now_ts, shift, ts_or_now
 from ..errors import InputError
 from ..store import reports as sql
 from ..store.readers import require_program
@@ -31,24 +31,34 @@ def churn(db, period: str = "month", program: str | None = None, since: str | No
     lo, hi = span(since, until)
     first, last = sql.purchase_span(db, program)
     if first is None and lo is None:
-        return Report(_CHURN, [], _CHURN[1:])
+        return Report(_CHURN, [], _CHURN[2:])
     start = _index(lo or first, period)
     end = _index(shift(hi, seconds=-1), period)
     if until is None and last is not None:
         end = max(end, _index(last, period))
     found = {r["pi"]: r for r in sql.churn(db, period, start, end, program)}
     previous = found[start - 1]["active"] if start - 1 in found else 0
+    current = _index(now_ts(), period)
     rows = []
     for i in range(start, end + 1):
         r = found.get(i)
         active, lost = (r["active"], r["lost"]) if r else (0, 0)
-        rows.append({"period": _label(i, period), "active": active, "previous_active": previous,
-                     "retained": previous - lost, "lost": lost, "churn_pct": pct(lost, previous)})
+        rows.append(_churn_row(_label(i, period), active, previous, lost, partial=i >= current))
         previous = active
-    return Report(_CHURN, rows, _CHURN[1:])
+    return Report(_CHURN, rows, _CHURN[2:])
 
 
-_CHURN = ["period", "active", "previous_active", "retained", "lost", "churn_pct"]
+def _churn_row(label: str, active: int, previous: int, lost: int, partial: bool) -> dict:
+    """A period not over yet is partial: members who have not come back yet are not lost yet,
+    so its lost and churn % stay empty (and out of any average over churn_pct)."""
+    if partial:
+        return {"period": label, "partial": True, "active": active, "previous_active": previous,
+                "retained": previous - lost, "lost": None, "churn_pct": None}
+    return {"period": label, "partial": False, "active": active, "previous_active": previous,
+            "retained": previous - lost, "lost": lost, "churn_pct": pct(lost, previous)}
+
+
+_CHURN = ["period", "partial", "active", "previous_active", "retained", "lost", "churn_pct"]
 
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from .migrations import APPLICATION_ID, LEGACY_TABLES, META_TABLE, MIGRATIONS
 
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 30_000
+POLL_S = 0.002  # between tries to take the write lock (see Database._begin)
 
 
 def is_url(target: str) -> bool:
@@ -109,7 +111,7 @@ class Database:
         if not foreign_keys:
             self.conn.execute("PRAGMA foreign_keys = OFF")
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._begin()
             self._depth = 1
             try:
                 yield self
@@ -123,6 +125,36 @@ class Database:
         finally:
             if not foreign_keys:
                 self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, trying again every POLL_S while another process writes. SQLite's own
+        busy handler sleeps up to 100 ms between tries and would keep missing the short gaps a
+        long import leaves between its chunks; polling gets in at the first one. After
+        BUSY_TIMEOUT_MS, a DatabaseError saying who is writing (when they said so)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise DatabaseError(locked_message(self.path, self._writer())) from None
+                time.sleep(POLL_S)
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def _writer(self) -> str | None:
+        """What the process holding the write lock said it is doing (store/activity.py), if it did."""
+        from .activity import current
+
+        try:
+            return current(self)
+        except sqlite3.Error:
+            return None
 
     @contextmanager
     def savepoint(self) -> Iterator["Database"]:
@@ -140,7 +172,7 @@ class Database:
     @contextmanager
     def rollback_only(self) -> Iterator["Database"]:
         """A transaction that is always rolled back (dry runs)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         self._depth = 1
         try:
             yield self
@@ -359,11 +391,21 @@ def storage_message(exc: Exception, path: str) -> str | None:
     "attempt to write a readonly database" is a permission to fix, not damage. None otherwise."""
     text = str(exc)
     if "database is locked" in text or "database is busy" in text:
-        return (f"{path} is locked: another loyaltyctl process is writing to it (waited "
-                f"{BUSY_TIMEOUT_MS // 1000} s); try again when it has finished")
+        return locked_message(path)
     if "readonly database" in text:
         return f"{path} is read-only: {_readonly_cause(path) or text}"
     return None
+
+
+def _is_busy(exc: Exception) -> bool:
+    text = str(exc)
+    return "database is locked" in text or "database is busy" in text
+
+
+def locked_message(path: str, writer: str | None = None) -> str:
+    who = f"{writer}; " if writer else ""
+    return (f"{path} is locked: another loyaltyctl process is writing to it ({who}waited "
+            f"{BUSY_TIMEOUT_MS / 1000:g} s); try again when it has finished")
 
 
 def migrate(db: Database, current: int) -> None:

@@ -25,6 +25,13 @@ def lot_of_entry(db: Database, entry_id: int) -> dict | None:
     return dict(row) if row else None
 
 
+def lot(db: Database, lot_id: int) -> dict | None:
+    """A lot with the txn id of the entry that created it."""
+    row = db.one("""SELECT l.*, src.txn_id AS txn_id FROM lots l JOIN entries src ON src.id = l.entry_id
+                    WHERE l.id = ?""", (lot_id,))
+    return dict(row) if row else None
+
+
 def moves_of_entry(db: Database, entry_id: int) -> list:
     return db.all(
         """SELECT m.lot_id AS lot, m.points, l.expires_at, src.txn_id AS lot_txn_id

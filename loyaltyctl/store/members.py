@@ -266,15 +266,49 @@ def balances_at(db: Database, t: str, program: str | None = None, tier: str | No
 
 
 def erase(db: Database, member_id: str, marker: str, at: str) -> int:
-    """Replace personal data with a marker; returns how many NPS comments were erased."""
+    """Replace personal data with a marker; returns how many NPS comments were erased. A response's
+    content (the JSON copy its --response-id is compared with) goes too: it quotes the comment."""
     db.execute(
         """UPDATE members SET name = CASE WHEN name IS NULL THEN NULL ELSE ? END,
                               email = CASE WHEN email IS NULL THEN NULL ELSE ? END, erased_at = ?
            WHERE member_id = ?""",
         (marker, marker, at, member_id),
     )
-    cur = db.execute(
-        "UPDATE nps_responses SET comment = ? WHERE member_id = ? AND comment IS NOT NULL AND comment <> ''",
-        (marker, member_id),
-    )
-    return cur.rowcount
+    comments = db.scalar("""SELECT count(*) FROM nps_responses
+                            WHERE member_id = ? AND comment IS NOT NULL AND comment <> ''""", (member_id,))
+    db.execute("""UPDATE nps_responses SET content = NULL,
+                         comment = CASE WHEN comment IS NULL OR comment = '' THEN comment ELSE ? END
+                  WHERE member_id = ?""", (marker, member_id))
+    return comments
+
+
+@dataclass(frozen=True)
+class FreeText:
+    """A free-text cell: a reason, a comment, or the JSON copy of a request (content)."""
+
+    table: str
+    column: str
+    row_id: int
+    text: str
+
+
+# The columns where people's own words are kept (names below are ours, never user text).
+FREE_TEXT = {"entries": ("reason", "content"), "tier_changes": ("reason",), "nps_responses": ("comment", "content")}
+
+
+def free_texts_quoting(db: Database, needles: list[str]) -> list[FreeText]:
+    """Free-text cells holding any of `needles`, compared in lower case (one scan per table)."""
+    found = []
+    patterns = ["%" + n.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                for n in needles]
+    for table, columns in FREE_TEXT.items():
+        tests = [f"LOWER({c}) LIKE ? ESCAPE '\\'" for c in columns for _ in patterns]
+        params = [p for _ in columns for p in patterns]
+        for row in db.all(f"SELECT id, {', '.join(columns)} FROM {table} WHERE {' OR '.join(tests)} ORDER BY id",
+                          params):
+            found += [FreeText(table, c, row[0], row[i + 1]) for i, c in enumerate(columns) if row[i + 1]]
+    return found
+
+
+def set_free_text(db: Database, cell: FreeText, text: str) -> None:
+    db.execute(f"UPDATE {cell.table} SET {cell.column} = ? WHERE id = ?", (text, cell.row_id))

@@ -104,10 +104,6 @@ def write_floor(before: Path, imported: Path, batch: int = 16_000) -> float:
     conn.execute("ATTACH ? AS src", (str(imported),))
     top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM src.entries").fetchone()[0]
     start = time.perf_counter()
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("""INSERT INTO tier_changes SELECT * FROM src.tier_changes
-                    WHERE id > (SELECT COALESCE(MAX(id), 0) FROM main.tier_changes)""")
-    conn.execute("COMMIT")
     for low in range(1, top + 1, batch):
         span = {"lo": low, "hi": low + batch - 1}
         conn.execute("BEGIN IMMEDIATE")
@@ -117,6 +113,10 @@ def write_floor(before: Path, imported: Path, batch: int = 16_000) -> float:
         conn.execute("""UPDATE lots SET remaining = (SELECT s.remaining FROM src.lots s WHERE s.id = lots.id)
                         WHERE id IN (SELECT lot_id FROM src.lot_moves WHERE entry_id BETWEEN :lo AND :hi)""", span)
         conn.execute("COMMIT")
+    conn.execute("BEGIN IMMEDIATE")  # after the entries: a tier change cites the entry that made it
+    conn.execute("""INSERT INTO tier_changes SELECT * FROM src.tier_changes
+                    WHERE id > (SELECT COALESCE(MAX(id), 0) FROM main.tier_changes)""")
+    conn.execute("COMMIT")
     conn.execute("""UPDATE enrollments SET (points_total, uncovered, tier) =
                         (SELECT s.points_total, s.uncovered, s.tier FROM src.enrollments s WHERE s.id = enrollments.id)""")
     seconds = time.perf_counter() - start
