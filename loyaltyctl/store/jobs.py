@@ -28,8 +28,8 @@ def due_lots(db: Database, as_of: str, program: str | None) -> None:
     # Fast path: lots without inactivity expiry. The partial index on open lots' expiry counts
     # them; a nightly run with few due lots reads them by it, a catch-up with many by a table
     # scan (reading half a table through an index is ten times slower).
-    many = db.scalar("SELECT count(*) FROM (SELECT 1 FROM lots WHERE remaining > 0 AND expires_at <= ? LIMIT 20000)",
-                     (as_of,)) >= 20000
+    many = db.scalar("SELECT count(*) FROM (SELECT 1 FROM lots WHERE remaining > 0 AND expires_at <= ? "
+                     "LIMIT 20000) due", (as_of,)) >= 20000
     if many:  # a big catch-up rewrites index pages all over: give this connection a larger page cache
         db.large_cache(128)
     db.execute(
