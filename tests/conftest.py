@@ -21,7 +21,10 @@ import pg
 NOW = os.environ.get("LOYALTYCTL_TEST_NOW") or "2030-01-01T12:00:00Z"
 # The PostgreSQL server for pg_schema (tests/pg.py), if any: LOYALTYCTL_TEST_PG(_REQUIRED).
 PG = pg.settings_from(os.environ)
-for _name in [k for k in os.environ if k.startswith("LOYALTYCTL_") or k == "_LOYALTYCTL_COMPLETE"]:
+# LOYALTYCTL_TEST_* stay: pytest-xdist's workers inherit this environment and read them too.
+for _name in [k for k in os.environ
+              if (k.startswith("LOYALTYCTL_") and not k.startswith("LOYALTYCTL_TEST_"))
+              or k == "_LOYALTYCTL_COMPLETE"]:
     del os.environ[_name]
 _HOME = tempfile.mkdtemp(prefix="loyaltyctl-test-home-")
 os.environ.update(LOYALTYCTL_NOW=NOW, HOME=_HOME, XDG_CONFIG_HOME=os.path.join(_HOME, ".config"))
@@ -100,6 +103,32 @@ class Cli:
         last = err.splitlines()[-1]
         assert last.startswith("Error: ") and err.count("Error:") == 1, err
         return last
+
+    def sql(self, query: str, params=()) -> list[tuple]:
+        """Run one SQL statement (SQLite's `?` placeholders) on this ledger, whichever the
+        backend, for tests that read or tamper with the tables: the rows as tuples."""
+        return self._sql(query, params)[0]
+
+    def execute(self, query: str, params=()) -> int:
+        """Run one writing SQL statement on this ledger; the number of rows it changed."""
+        return self._sql(query, params)[1]
+
+    def _sql(self, query: str, params) -> tuple[list[tuple], int]:
+        if self.postgres:
+            import psycopg
+
+            from loyaltyctl.store.dialect import to_pyformat
+
+            with psycopg.connect(self.db, autocommit=True) as conn:
+                cur = conn.execute(to_pyformat(query), params or None)
+                return ([tuple(r) for r in cur.fetchall()] if cur.description else []), cur.rowcount
+        conn = sqlite3.connect(self.db)
+        try:
+            with conn:
+                cur = conn.execute(query, params)
+                return ([tuple(r) for r in cur.fetchall()] if cur.description else []), cur.rowcount
+        finally:
+            conn.close()
 
     def dump(self) -> str:
         """The whole database as text, to prove a failed command wrote nothing."""

@@ -263,15 +263,10 @@ def test_refunds_of_lines_are_checked(coffee):
 
 
 def test_verify_checks_that_lines_add_up(coffee):
-    import sqlite3
-
     coffee("member", "enroll", "M1", "-p", "coffee", "--at", JOINED)
     earn(coffee, "M1", "--line", "LATTE:2:3.40", "--line", "CAKE:1:4.50", "--txn", "V1")
     coffee.json("refund", "V1", "--line", "CAKE", "--at", AT)
     assert coffee("verify").exit_code == 0
-    conn = sqlite3.connect(coffee.db)
-    with conn:
-        conn.execute("UPDATE purchase_lines SET unit_price_e4 = unit_price_e4 + 100 WHERE sku = 'LATTE'")
-    conn.close()
+    coffee.execute("UPDATE purchase_lines SET unit_price_e4 = unit_price_e4 + 100 WHERE sku = 'LATTE'")
     bad = coffee("verify", ok=False)
     assert bad.exit_code == 1 and "purchase_lines: " in bad.stdout and "txn_id=V1" in bad.stdout

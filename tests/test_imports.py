@@ -10,7 +10,6 @@ import os
 import random
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROGRAMS
+from conftest import PROGRAMS, Cli
 
 HEADER = "txn_id,member_id,kind,occurred_at,amount,points,reward,ref_txn_id,event,reason,expires_at"
 
@@ -44,31 +43,28 @@ def rejects(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def ledger_state(db_path) -> dict:
+def ledger_state(db) -> dict:
     """Everything the ledger says, without ids or recording times: entries, lots with their
     moves (keyed by txn ids), tier changes, enrollments' caches, anonymous sales, purchase gaps."""
-    conn = sqlite3.connect(db_path)
-    try:
-        q = lambda sql: sorted(tuple(r) for r in conn.execute(sql))  # noqa: E731
-        return {
-            "entries": q("""SELECT e.txn_id, n.member_id, n.program_code, e.kind, e.rule_kind, e.rule_index, e.points,
-                                   e.uncovered, e.amount_e4, e.rate, e.tier, e.multiplier, e.partner, e.event,
-                                   e.reward, e.reason, r.txn_id, e.content, e.effective_at
-                            FROM entries e JOIN enrollments n ON n.id = e.enrollment_id
-                            LEFT JOIN entries r ON r.id = e.ref_entry_id"""),
-            "lots": q("""SELECT e.txn_id, l.points, l.remaining, l.earned_at, l.expires_at
-                         FROM lots l JOIN entries e ON e.id = l.entry_id"""),
-            "moves": q("""SELECT e.txn_id, le.txn_id, m.points, m.effective_at FROM lot_moves m
-                          JOIN entries e ON e.id = m.entry_id JOIN lots l ON l.id = m.lot_id
-                          JOIN entries le ON le.id = l.entry_id"""),
-            "tiers": q("""SELECT n.member_id, n.program_code, t.tier, t.previous, t.source, t.reason, t.effective_at
-                          FROM tier_changes t JOIN enrollments n ON n.id = t.enrollment_id"""),
-            "enrollments": q("SELECT member_id, program_code, tags, joined_at, points_total, uncovered, tier FROM enrollments"),
-            "anonymous": q("SELECT txn_id, program_code, amount_e4, effective_at FROM anonymous_sales"),
-            "gaps": q("""SELECT e.txn_id, g.gap, g.at_s FROM purchase_gaps g JOIN entries e ON e.id = g.entry_id"""),
-        }
-    finally:
-        conn.close()
+    ledger = db if isinstance(db, Cli) else Cli(db)
+    q = lambda sql: sorted(ledger.sql(sql))  # noqa: E731
+    return {
+        "entries": q("""SELECT e.txn_id, n.member_id, n.program_code, e.kind, e.rule_kind, e.rule_index, e.points,
+                               e.uncovered, e.amount_e4, e.rate, e.tier, e.multiplier, e.partner, e.event,
+                               e.reward, e.reason, r.txn_id, e.content, e.effective_at
+                        FROM entries e JOIN enrollments n ON n.id = e.enrollment_id
+                        LEFT JOIN entries r ON r.id = e.ref_entry_id"""),
+        "lots": q("""SELECT e.txn_id, l.points, l.remaining, l.earned_at, l.expires_at
+                     FROM lots l JOIN entries e ON e.id = l.entry_id"""),
+        "moves": q("""SELECT e.txn_id, le.txn_id, m.points, m.effective_at FROM lot_moves m
+                      JOIN entries e ON e.id = m.entry_id JOIN lots l ON l.id = m.lot_id
+                      JOIN entries le ON le.id = l.entry_id"""),
+        "tiers": q("""SELECT n.member_id, n.program_code, t.tier, t.previous, t.source, t.reason, t.effective_at
+                      FROM tier_changes t JOIN enrollments n ON n.id = t.enrollment_id"""),
+        "enrollments": q("SELECT member_id, program_code, tags, joined_at, points_total, uncovered, tier FROM enrollments"),
+        "anonymous": q("SELECT txn_id, program_code, amount_e4, effective_at FROM anonymous_sales"),
+        "gaps": q("""SELECT e.txn_id, g.gap, g.at_s FROM purchase_gaps g JOIN entries e ON e.id = g.entry_id"""),
+    }
 
 
 # --- every kind and column rule -------------------------------------------------------------
@@ -230,10 +226,10 @@ def test_importing_the_same_file_twice_credits_nothing(coffee, tmp_path):
     enroll(coffee)
     path = write(tmp_path, GOOD)
     assert coffee.json("import", "transactions", path)["applied"] == 3
-    state = ledger_state(coffee.db)
+    state = ledger_state(coffee)
     again = coffee.json("import", "transactions", path)
     assert (again["applied"], again["duplicates"], again["rejected"]) == (0, 3, 0)
-    assert ledger_state(coffee.db) == state
+    assert ledger_state(coffee) == state
     assert show(coffee, "M1", "2026-03-01")["balance"] == 600 + 25 - 150
 
 
@@ -259,7 +255,7 @@ def test_anonymous_purchase_is_stored_and_earns_nothing(coffee, tmp_path):
     out = coffee.json("import", "transactions", write(tmp_path, text), "--program", "coffee")
     assert out["applied"] == 1
     assert coffee("export", "ledger").stdout.count("\n") == 1  # header only: no points anywhere
-    assert ledger_state(coffee.db)["anonymous"] == [("w1", "coffee", 78000, "2026-02-01T10:00:00Z")]
+    assert ledger_state(coffee)["anonymous"] == [("w1", "coffee", 78000, "2026-02-01T10:00:00Z")]
     assert coffee.json("import", "transactions", tmp_path / "in.csv", "--program", "coffee")["duplicates"] == 1
     # several programs and no --program: which program the sale belongs to is unknown
     result = coffee("import", "transactions", write(tmp_path, text.replace("w1", "w2"), "b.csv"), ok=False)
@@ -412,6 +408,7 @@ def _terminal_output(args: list[str], cwd: Path) -> list[tuple[float, str]]:
     return chunks
 
 
+@pytest.mark.slow
 def test_the_progress_bar_moves_every_second_with_live_rate_and_time_left(coffee, tmp_path):
     members = tmp_path / "members.csv"
     members.write_text("member_id,program,joined_at\n" + "".join(f"G{i},coffee,2026-01-01T00:00:00Z\n" for i in range(300)))

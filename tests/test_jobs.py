@@ -40,18 +40,13 @@ def program_file(tmp_path: Path, name: str, base: str, *replacements: tuple[str,
 
 def lots_ok(cli) -> None:
     """consumed + expired + remaining = original and no expired lot keeps points, from the raw tables."""
-    conn = sqlite3.connect(cli.db)
-    try:
-        rows = conn.execute(
-            """SELECT l.id, l.points, l.remaining,
+    rows = cli.sql(
+        """SELECT l.id, l.points, l.remaining,
                       COALESCE(SUM(CASE WHEN e.kind = 'expire' THEN -m.points END), 0) AS expired,
                       COALESCE(SUM(CASE WHEN e.kind <> 'expire' THEN -m.points END), 0) AS consumed,
                       COUNT(CASE WHEN e.kind = 'expire' THEN 1 END) AS expiries
                FROM lots l LEFT JOIN lot_moves m ON m.lot_id = l.id LEFT JOIN entries e ON e.id = m.entry_id
-               GROUP BY l.id"""
-        ).fetchall()
-    finally:
-        conn.close()
+               GROUP BY l.id""")
     for lot_id, points, remaining, expired, consumed, expiries in rows:
         assert consumed + expired + remaining == points, lot_id
         assert remaining >= 0 and expiries <= 1, lot_id

@@ -141,7 +141,8 @@ def _fair(directory: Path, rows: int):
     return fair, outcome
 
 
-@pytest.mark.parametrize("rows", [10_000, pytest.param(200_000, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("rows", [10_000, 200_000])
 def test_a_long_import_lets_operators_and_cron_in_between_its_chunks(tmp_path, rows):
     fair, outcome = _fair(tmp_path, rows)
     assert outcome.failures == []  # no "database is locked", no other error
@@ -157,6 +158,7 @@ def test_a_long_import_lets_operators_and_cron_in_between_its_chunks(tmp_path, r
     assert (expired, writers) == (5, 0)  # the old lots of M0-M4; the import withdrew its notice
 
 
+@pytest.mark.slow
 def test_a_writer_kept_waiting_is_told_which_import_holds_the_ledger(tmp_path, monkeypatch):
     """An --all-or-nothing import is one transaction: a command that waits longer than the
     busy timeout says it is that import, not just "locked"."""

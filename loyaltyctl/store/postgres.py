@@ -191,6 +191,11 @@ def open_pg(url: str, *, create: bool = False) -> PgDatabase:
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL at {shown(url)}: {' '.join(str(exc).split())}") from None
     conn.adapters.register_loader("numeric", _numeric_loader())
+    # Every Python int goes over as bigint, as SQLite's integers are 64-bit: psycopg's default
+    # picks the smallest type, so `:threshold * 9` would overflow in int4.
+    from psycopg.types.numeric import Int8Dumper
+
+    conn.adapters.register_dumper(int, Int8Dumper)
     conn.execute("SET lock_timeout = '30s'")
     db = PgDatabase(conn, url)
     try:

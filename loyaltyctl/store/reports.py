@@ -247,7 +247,7 @@ def _churn_masks(db: Database, period: str, base: int, width: int, program: str 
                        + [f"CAST(SUM((k >> {i - 1}) & 1) AS BIGINT) AS k{i}" for i in range(1, width)])
     sql = f"""
         WITH masks AS (
-            SELECT CAST(SUM(DISTINCT CAST(1 AS BIGINT) << ({index} - :base)) AS BIGINT) AS m FROM {source}
+            SELECT CAST(SUM(DISTINCT CAST(1 AS BIGINT) << CAST({index} - :base AS INTEGER)) AS BIGINT) AS m FROM {source}
             WHERE p.{PURCHASE} AND p.effective_at >= :since AND p.effective_at < :until {scope}
             GROUP BY {who}
         )
