@@ -144,3 +144,32 @@ def test_after_row_triggers_see_the_whole_statement_on_postgresql(pg_schema):
         conn.execute("CREATE TRIGGER t_ins AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION count_rows()")
         conn.execute("INSERT INTO t VALUES (1), (2), (3)")
         assert conn.execute("SELECT rows_visible FROM seen ORDER BY id").fetchall() == [(3,), (3,), (3,)]
+
+
+def test_a_large_import_chunk_goes_in_by_copy_and_gives_sqlites_ledger(pg_schema, tmp_path):
+    # Batches of COPY_FROM rows or more are streamed with COPY on PostgreSQL: the ledger, the
+    # members' balances and tiers, and a later single earn are the same as on SQLite.
+    from conftest import PROGRAMS, Cli
+    from loyaltyctl.store.postgres import COPY_FROM
+    from test_imports import ledger_state
+
+    members = tmp_path / "members.csv"
+    members.write_text("member_id,program,joined_at\n" + "".join(
+        f"M{i:03d},coffee,2026-01-01T00:00:00Z\n" for i in range(20)))
+    txns = tmp_path / "txns.csv"
+    rows = [f"T{i:04d},M{i % 20:03d},purchase,2026-02-{1 + i % 27:02d}T10:00:00Z,{5 + i % 40}.{i % 100:02d},"
+            for i in range(10 * COPY_FROM)]
+    rows += [f"R{i:03d},M{i:03d},redeem,2026-03-01T10:00:00Z,,10" for i in range(20)]
+    txns.write_text("txn_id,member_id,kind,occurred_at,amount,points\n" + "\n".join(rows) + "\n")
+    outputs = []
+    for ledger in (Cli(tmp_path / "lite.db"), Cli(pg_schema.url)):
+        ledger("init")
+        ledger("program", "apply", str(PROGRAMS / "coffee.yaml"))
+        ledger("import", "members", str(members))
+        ledger("import", "transactions", str(txns), "--program", "coffee")
+        ledger("earn", "M001", "--amount", "12.34", "--txn", "AFTER", "--at", "2026-03-02T00:00:00Z")
+        assert ledger("verify").exit_code == 0
+        outputs.append((ledger_state(ledger), ledger.json("member", "list", "--as-of", "2026-04-01"),
+                        ledger("report", "tiers", "--as-of", "2026-04-01").stdout))
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0][0]["entries"]) == 10 * COPY_FROM + 20 + 1

@@ -83,6 +83,11 @@ class Database:
     def executemany(self, sql: str, rows) -> sqlite3.Cursor:
         return self.conn.executemany(sql, rows)
 
+    def insert(self, table: str, columns: tuple[str, ...], rows) -> None:
+        """Append rows to a table (PostgreSQL streams a large batch with COPY)."""
+        self.conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                              rows)
+
     def one(self, sql: str, params=()):
         return self.conn.execute(sql, params).fetchone()
 

@@ -67,6 +67,10 @@ def _numeric_loader():
     return IntegralNumeric
 
 
+# Fewer rows than this go in with one INSERT each (pipelined); COPY's set-up costs more.
+COPY_FROM = 32
+
+
 class PgDatabase:
     """A psycopg connection in autocommit mode; writes go through `write()` (one transaction)."""
 
@@ -93,6 +97,19 @@ class PgDatabase:
             cur.executemany(to_pyformat(sql), rows)
             return cur
         return _errors(self, run)
+
+    def insert(self, table: str, columns: tuple[str, ...], rows) -> None:
+        """Append rows to a table: COPY for a batch (an import's chunk), INSERT for a few."""
+        rows = list(rows)
+        if len(rows) < COPY_FROM:
+            self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                             rows)
+            return
+        def run():
+            with self.conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        _errors(self, run)
 
     def one(self, sql: str, params=()):
         return self.execute(sql, params).fetchone()

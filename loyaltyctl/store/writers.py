@@ -1,6 +1,7 @@
-"""Writers: persist the engine's postings, one or a whole batch, with a few executemany
-calls. Ids of new enrollments, entries and lots are reserved from the database's
-sequences (never computed from what is stored) and replace the provisional ones."""
+"""Writers: persist the engine's postings, one or a whole batch, with a few set-based writes
+(executemany; COPY for a batch on PostgreSQL). Ids of new enrollments, entries and lots are
+reserved from the database's sequences (never computed from what is stored) and replace the
+provisional ones."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from .derived import refresh_gaps
 _ENTRY_COLUMNS = ("id", "txn_id", "enrollment_id", "kind", "rule_kind", "rule_index", "program_version_id", "points",
                   "uncovered", "amount_e4", "rate", "tier", "multiplier", "partner", "event", "reward", "reason",
                   "ref_entry_id", "content", "effective_at", "recorded_at")
-_INSERT_ENTRY = (f"INSERT INTO entries ({', '.join(_ENTRY_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' for _ in _ENTRY_COLUMNS)})")
 
 
 def reserve(db: Database, sequence: str, n: int) -> list[int]:
@@ -68,15 +67,14 @@ def write(db: Database, postings: list[Posting]) -> _Ids:
 
 
 def _enrollments(db: Database, enrollments, ids: _Ids) -> None:
-    db.executemany(
-        """INSERT INTO enrollments (id, member_id, program_code, tags, referred_by, joined_at, recorded_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+    db.insert(
+        "enrollments", ("id", "member_id", "program_code", "tags", "referred_by", "joined_at", "recorded_at"),
         [(ids(e.id), e.member_id, e.program, ";".join(e.tags), e.referred_by, e.joined_at, e.recorded_at)
          for e in enrollments])
 
 
 def _entries(db: Database, entries, ids: _Ids) -> None:
-    db.executemany(_INSERT_ENTRY, [
+    db.insert("entries", _ENTRY_COLUMNS, [
         (ids(e.id), e.txn_id, ids(e.enrollment_id), e.kind, e.rule_kind, e.rule_index, e.version_id, e.points,
          e.uncovered, e.amount_e4, e.rate, e.tier, e.multiplier, e.partner, e.event, e.reward, e.reason,
          ids(e.ref_entry_id), e.content, e.effective_at, e.recorded_at) for e in entries])
@@ -87,9 +85,8 @@ def _lots(db: Database, lots, moves, ids: _Ids) -> None:
     moved: dict[int, int] = defaultdict(int)
     for m in moves:
         moved[m.lot_id] += m.points
-    db.executemany(
-        """INSERT INTO lots (id, enrollment_id, entry_id, points, earned_at, expires_at, remaining, inactivity_days)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+    db.insert(
+        "lots", ("id", "enrollment_id", "entry_id", "points", "earned_at", "expires_at", "remaining", "inactivity_days"),
         [(ids(lot.id), ids(lot.enrollment_id), ids(lot.entry_id), lot.points, lot.earned_at, lot.expires_at,
           lot.points + moved.get(lot.id, 0), lot.inactivity_days) for lot in lots])
     db.executemany("UPDATE lots SET remaining = remaining + ? WHERE id = ?",
@@ -97,8 +94,8 @@ def _lots(db: Database, lots, moves, ids: _Ids) -> None:
 
 
 def _moves(db: Database, moves, ids: _Ids) -> None:
-    db.executemany("INSERT INTO lot_moves (lot_id, entry_id, points, effective_at) VALUES (?, ?, ?, ?)",
-                   [(ids(m.lot_id), ids(m.entry_id), m.points, m.effective_at) for m in moves])
+    db.insert("lot_moves", ("lot_id", "entry_id", "points", "effective_at"),
+              [(ids(m.lot_id), ids(m.entry_id), m.points, m.effective_at) for m in moves])
 
 
 def _tier_changes(db: Database, changes, ids: _Ids) -> None:
@@ -107,9 +104,9 @@ def _tier_changes(db: Database, changes, ids: _Ids) -> None:
     if not changes:
         return
     changes = sorted(changes, key=lambda c: c.id)
-    db.executemany(
-        """INSERT INTO tier_changes (enrollment_id, tier, previous, source, reason, program_version_id, until,
-                                     effective_at, recorded_at, entry_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+    db.insert(
+        "tier_changes", ("enrollment_id", "tier", "previous", "source", "reason", "program_version_id", "until",
+                         "effective_at", "recorded_at", "entry_id"),
         [(ids(c.enrollment_id), c.tier, c.previous, c.source, c.reason, c.version_id, c.until, c.effective_at,
           c.recorded_at, ids(c.entry_id)) for c in changes])
     refresh_tier_cache(db, {ids(c.enrollment_id) for c in changes})
@@ -125,9 +122,8 @@ def refresh_tier_cache(db: Database, enrollment_ids) -> None:
 
 
 def _sales(db: Database, sales) -> None:
-    db.executemany(
-        """INSERT INTO anonymous_sales (txn_id, program_code, amount_e4, content, effective_at, recorded_at)
-           VALUES (?, ?, ?, ?, ?, ?)""",
+    db.insert(
+        "anonymous_sales", ("txn_id", "program_code", "amount_e4", "content", "effective_at", "recorded_at"),
         [(s.txn_id, s.program, s.amount_e4, s.content, s.effective_at, s.recorded_at) for s in sales])
 
 
@@ -137,9 +133,8 @@ _LINE_COLUMNS = ("entry_id", "line_no", "sku", "category", "quantity", "unit_pri
 
 def _purchase_lines(db: Database, lines, ids: _Ids) -> None:
     if lines:
-        db.executemany(f"INSERT INTO purchase_lines ({', '.join(_LINE_COLUMNS)}) VALUES "
-                       f"({', '.join('?' for _ in _LINE_COLUMNS)})",
-                       [(ids(x.entry_id), x.line_no, x.sku, x.category, x.quantity, x.unit_price_e4, x.discount_e4,
+        db.insert("purchase_lines", _LINE_COLUMNS,
+                  [(ids(x.entry_id), x.line_no, x.sku, x.category, x.quantity, x.unit_price_e4, x.discount_e4,
                          x.order_discount_e4, x.points) for x in lines])
 
 
