@@ -27,6 +27,8 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
                     ["member", "show", "NOBODY"]),
     "member list": (["member", "list"], ["member", "list", "--as-of", "9999-12-31T23:59:59Z"],
                     ["member", "list", "--program", "nope"]),
+    "member find": (["member", "find", "m1"], ["member", "find", "m1", "--limit", "0"],
+                    ["member", "find", "--", "--"]),  # no word to look for
     "member erase": (["member", "erase", "M2", "--yes"], ["member", "erase"], ["member", "erase", "NOBODY", "--yes"]),
     "member update": (["member", "update", "M1", "--email", "m1@example.com"], ["member", "update"],
                       ["member", "update", "NOBODY", "--name", "x"]),

@@ -294,6 +294,7 @@ CASES = {
     "member enroll": (["member", "enroll", "M9", "-p", "coffee", "--name", "Ada", *AT], _rows, (), False),
     "member show": (["member", "show", "M1", "--as-of", "2026-06-01"], _rows, (), False),
     "member list": (["member", "list", "--as-of", "2026-06-01"], _rows, (), False),
+    "member find": (["member", "find", "m"], _rows, (), False),
     "member erase": (["member", "erase", "M2"], _rows, ("erased_at",), False),
     "member update": (["member", "update", "M1", "--email", "m1@example.com"], _rows, (), False),
     "program validate": (["program", "validate", str(PROGRAMS)], _rows, (), False),

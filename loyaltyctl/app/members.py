@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from ..core.program import Program
@@ -165,6 +166,25 @@ def why(e, moves: list[tuple[int, int]]) -> str:
     if e["uncovered"]:
         text += f"; debt {'repaid' if e['uncovered'] > 0 else 'owed'} {abs(e['uncovered'])}"
     return f"{text}; {lots}" if lots else text
+
+
+def find(db: Database, text: str, limit: int = 20) -> list[dict]:
+    """Members whose id, name or email has words starting with every word of `text`, best
+    match first (SQLite's FTS5 bm25 rank, via sqlite-utils, over an in-memory index of the
+    members' contacts: nothing is written to the ledger, and an erased member is never found)."""
+    words = [w for w in re.split(r"[^\w]+", text.lower()) if w]
+    if not words:
+        raise InputError("give a word of a member's id, name or email", field="search_text")
+    import sqlite_utils
+
+    index = sqlite_utils.Database(memory=True)
+    index["members"].create({"member_id": str, "name": str, "email": str}, pk="member_id")
+    index["members"].insert_all({"member_id": m, "name": n, "email": e} for m, n, e in store.contacts(db))
+    index["members"].enable_fts(["member_id", "name", "email"], tokenize="unicode61 remove_diacritics 2")
+    query = " ".join('"' + w.replace('"', '""') + '"*' for w in words)  # every word, as a prefix
+    found = index["members"].search(query, columns=["member_id", "name", "email"], limit=limit,
+                                    order_by="rank, original.member_id")
+    return [{"member_id": r["member_id"], "name": r["name"], "email": r["email"]} for r in found]
 
 
 def update(db: Database, member_id: str, **fields) -> dict:

@@ -187,7 +187,7 @@ class Group(TyperGroup):
 # Fields whose command-line spelling is not `--field-name`.
 _OPTION_NAMES = {"occurred_at": "--at", "joined_at": "--at", "answered_at": "--at", "txn_id": "--txn",
                  "member_id": "MEMBER_ID", "ref_txn_id": "TXN_ID", "lines": "--line",
-                 "paid_points": "--pay-points"}
+                 "paid_points": "--pay-points", "search_text": "TEXT"}
 
 
 def option_name(field: str) -> str:

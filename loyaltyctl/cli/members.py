@@ -85,6 +85,27 @@ def show(
         render.records(states, fmt=fmt.value, title_key="title", fields=SHOW_FIELDS)
 
 
+@member_app.command("find")
+def find(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="Words of a member's id, name or email (prefixes match).")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Show at most this many, best first.")] = 20,
+    fmt: FormatOpt = Format.table,
+):
+    """Look members up by id, name or email, best match first (ranked full-text search).
+
+    Every word must start a word of the member's id, name or email; case and accents do not
+    matter. Erased members are never found.
+
+    Example: loyaltyctl member find "ada love"
+    """
+    from .. import render
+    from ..app import members
+
+    rows = members.find(reader(ctx), text, limit)
+    render.table(rows, ["member_id", "name", "email"], fmt=fmt.value, empty=f"no member matches {text!r}")
+
+
 @member_app.command("list")
 def list_(
     ctx: typer.Context,

@@ -35,6 +35,11 @@ def members(db: Database, member_ids) -> dict[str, Member]:
     return {r[0]: Member(*r) for r in rows}
 
 
+def contacts(db: Database) -> list[tuple[str, str | None, str | None]]:
+    """member_id, name and email of every member not erased (what `member find` searches)."""
+    return db.all("SELECT member_id, name, email FROM members WHERE erased_at IS NULL ORDER BY member_id")
+
+
 def insert_member(db: Database, member_id: str, name, email, account, at: str) -> None:
     db.execute("INSERT INTO members (member_id, name, email, account, created_at) VALUES (?, ?, ?, ?, ?)",
                (member_id, name, email, account, at))
