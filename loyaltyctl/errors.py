@@ -58,5 +58,11 @@ class ProgramError(InputError):
         return f"{where}{self.field + ': ' if self.field else ''}{self.detail}"
 
 
+class Retry(Exception):
+    """A concurrent transaction got there first (PostgreSQL: a serialization failure, a
+    deadlock, a key another writer just inserted): run the whole transaction again. Never
+    reaches a user: store.connection.transaction retries, then raises DatabaseError."""
+
+
 class DatabaseError(LoyaltyError):
     """A missing, unreadable, or newer-than-supported database."""

@@ -33,7 +33,8 @@ from ..store import activity
 from ..store import imports as sql
 from ..store import members as member_store
 from ..store import readers, writers
-from ..store.connection import ATTEMPTS, Database, Retry
+from ..errors import Retry
+from ..store.connection import ATTEMPTS, Database
 from ..store.readers import require_program
 
 CACHE_MIB = 64  # page cache of a transactions import (peak RSS stays under 200 MB; see README)

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, Retry
 from .dialect import SQLITE
-from .migrations import APPLICATION_ID, LEGACY_TABLES, META_TABLE, MIGRATIONS
+from .migrations import APPLICATION_ID, LEGACY_TABLES, META_TABLE, MIGRATIONS, SCHEMA_VERSION
 
-SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 30_000
 POLL_S = 0.002  # between tries to take the write lock (see Database._begin)
 
@@ -38,11 +37,6 @@ def resolve_path(db: str | None) -> str:
     from ..config import load_config
 
     return load_config().get("db") or "loyalty.db"
-
-
-class Retry(Exception):
-    """A concurrent transaction got there first (PostgreSQL: a serialization failure, a
-    deadlock, a key another writer just inserted): run the whole transaction again."""
 
 
 ATTEMPTS = 5

@@ -13,8 +13,7 @@ from decimal import Decimal
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import DatabaseError
-from .connection import Retry
+from ..errors import DatabaseError, Retry
 from .dialect import POSTGRES, to_pyformat
 
 # SCHEMA below is the ledger at this version; later versions run SQLite's own migrations,
@@ -224,7 +223,7 @@ def open_pg(url: str, *, create: bool = False) -> PgDatabase:
 
 
 def _prepare(db: PgDatabase, create: bool) -> None:
-    from .connection import SCHEMA_VERSION
+    from .migrations import SCHEMA_VERSION
 
     with db.write():
         db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
