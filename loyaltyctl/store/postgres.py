@@ -14,7 +14,8 @@ from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import DatabaseError
-from .connection import Retry
+from . import connection
+from .connection import Retry, locked_message
 from .dialect import POSTGRES, to_pyformat
 
 # SCHEMA below is the ledger at this version; later versions run SQLite's own migrations,
@@ -173,9 +174,8 @@ def _errors(db: PgDatabase, run):
         return run()
     except (errors.SerializationFailure, errors.DeadlockDetected, errors.UniqueViolation) as exc:
         raise Retry(str(exc)) from exc
-    except errors.LockNotAvailable:
-        raise DatabaseError(f"{db.path} is locked: another loyaltyctl process is writing to it; "
-                            "try again when it has finished") from None
+    except errors.LockNotAvailable:  # lock_timeout (BUSY_TIMEOUT_MS) ran out
+        raise DatabaseError(locked_message(db.path)) from None
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"PostgreSQL at {db.path}: {' '.join(str(exc).split())}") from None
 
@@ -196,7 +196,8 @@ def open_pg(url: str, *, create: bool = False) -> PgDatabase:
     from psycopg.types.numeric import Int8Dumper
 
     conn.adapters.register_dumper(int, Int8Dumper)
-    conn.execute("SET lock_timeout = '30s'")
+    # The same wait as SQLite's busy timeout, read when connecting (tests lower it).
+    conn.execute(f"SET lock_timeout = '{int(connection.BUSY_TIMEOUT_MS)}ms'")
     db = PgDatabase(conn, url)
     try:
         _prepare(db, create)
