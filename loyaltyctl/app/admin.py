@@ -9,10 +9,12 @@ import sqlite3
 
 from ..core.values import now_ts
 from ..errors import Conflict, DatabaseError, InputError, NotFound
-from ..paths import guard
+from ..paths import guard, same_file
+from ..store import copying
 from ..store import members as member_store
 from ..store import verify as checks
-from ..store.connection import SCHEMA_VERSION, Database, create_private, identify, open_db, peek, storage_message
+from ..store.connection import (SCHEMA_VERSION, Database, create_private, identify, is_url, open_db, peek,
+                                peek_ledger, schema_version, storage_message)
 
 ERASED = "[erased]"
 
@@ -175,3 +177,91 @@ def _redacted(cell, words: "re.Pattern") -> str:
     fields = json.loads(cell.text)  # a request's JSON copy: its strings, re-written as it was written
     return json.dumps({k: words.sub(ERASED, v) if isinstance(v, str) else v for k, v in fields.items()},
                       sort_keys=True)
+
+
+def copy_ledger(source: str, target: str) -> dict:
+    """Copy the whole ledger at `source` into `target` (a file or a PostgreSQL URL, either
+    way), which must hold no data: same ids, every table in foreign-key order, in one
+    transaction on the target, verified before it commits. The source is only read, in one
+    snapshot, so others may keep writing to it meanwhile."""
+    if not is_url(source) and not is_url(target) and same_file(source, target):
+        raise InputError(f"SOURCE and TARGET are the same ledger ({target}); copy to another file or URL")
+    src = peek_ledger(source)
+    if src is None:
+        raise NotFound(f"{source} is not a loyaltyctl ledger (it does not exist or is empty)")
+    try:
+        _copyable(src, source)
+        _check_target(src, target)
+        return _copy_into(src, target)
+    finally:
+        src.close()
+
+
+def _copyable(src, source: str) -> None:
+    version = schema_version(src)
+    if version is None:
+        raise DatabaseError(f"{src.path} has no loyaltyctl ledger")
+    if version > SCHEMA_VERSION:
+        raise DatabaseError(f"{src.path} has schema version {version}, newer than this loyaltyctl supports "
+                            f"({SCHEMA_VERSION}); copy it with a loyaltyctl as new as the ledger")
+    if version < SCHEMA_VERSION:
+        raise DatabaseError(f"{src.path} has schema version {version}, older than this loyaltyctl's "
+                            f"({SCHEMA_VERSION}), and db copy never writes to its source: upgrade it first "
+                            f"with `loyaltyctl --db {src.path} verify`")
+
+
+def _check_target(src, target: str) -> None:
+    """Refuse, before anything is written, a target that is the source or holds data."""
+    dst = peek_ledger(target)
+    if dst is None:
+        return
+    try:
+        if (src.dialect.name == dst.dialect.name == "postgresql" and copying.same_database(src, dst)
+                and copying.schema(src) == copying.schema(dst)):
+            raise InputError(f"SOURCE and TARGET are the same ledger ({dst.path}); copy to another schema or database")
+        if schema_version(dst) is not None and copying.has_data(dst):
+            raise Conflict(f"{dst.path} already holds a ledger with data; db copy only fills an empty one "
+                           "(a new file, an empty schema, or a ledger just made by init)")
+    finally:
+        dst.close()
+
+
+def _copy_into(src, target: str) -> dict:
+    created = not is_url(target) and not os.path.exists(target)
+    try:
+        dst = open_db(target, create=True)
+    except BaseException:
+        if created:
+            _remove(target)
+        raise
+    try:
+        with src.snapshot(), dst.write(foreign_keys=False):  # verify() checks every reference before commit
+            dst.lock_all()
+            if copying.has_data(dst):  # filled meanwhile
+                raise Conflict(f"{dst.path} already holds a ledger with data; db copy only fills an empty one")
+            copied = _copy_tables(src, dst)
+            copying.advance_ids(dst)
+            result = verify(dst)
+            if not result["ok"]:
+                first = result["violations"][0]
+                raise DatabaseError(f"the copy fails verification ({first['check']}: {first['detail']}); nothing "
+                                    f"was written to {dst.path}: check the source with `loyaltyctl verify`")
+    except BaseException:
+        dst.close()
+        if created:
+            _remove(target)
+        raise
+    dst.close()
+    return {"source": src.path, "target": dst.path, "rows": copied, "verified": True} | {
+        k: result[k] for k in ("entries", "members", "lots")}
+
+
+def _copy_tables(src, dst) -> int:
+    have = set(copying.tables(src))
+    copied = 0
+    for table in copying.tables(dst):
+        names = copying.columns(dst, table)
+        if table not in have or set(names) - set(copying.columns(src, table)):
+            raise DatabaseError(f"{src.path} lacks {table} as this loyaltyctl has it; cannot copy")
+        copied += dst.load(table, names, copying.rows(src, table, names))
+    return copied

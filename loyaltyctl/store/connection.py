@@ -180,6 +180,31 @@ class Database:
             self._depth = 0
             self.conn.execute("ROLLBACK")
 
+    @contextmanager
+    def snapshot(self) -> Iterator["Database"]:
+        """A read transaction: everything read inside sees one moment of the ledger."""
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts here
+            yield self
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    def stream(self, sql: str, size: int) -> Iterator[list]:
+        """The rows of a query in lists of at most `size` (bounded memory for any table)."""
+        cur = self.conn.execute(sql)
+        while rows := cur.fetchmany(size):
+            yield rows
+
+    def load(self, table: str, columns: list[str], batches) -> int:
+        """Insert batches of rows (tuples in `columns` order) into `table`; returns how many."""
+        sql = f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+        count = 0
+        for rows in batches:
+            self.conn.executemany(sql, rows)
+            count += len(rows)
+        return count
+
     def lock_all(self) -> None:
         """(PostgreSQL: hold off every other writer; SQLite's write transaction already does.)"""
 
@@ -354,6 +379,28 @@ def open_db(path: str, *, create: bool = False, write: bool = True) -> Database:
         return db
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(storage_message(exc, path) or f"cannot open database {path}: {exc}") from None
+
+
+def peek_ledger(path: str):
+    """The ledger at `path` opened for reading only, as it is (never created, migrated or
+    written: `db copy`'s source and target before it decides); None for a missing or empty
+    file. Another program's file is a DatabaseError, as in `identify`."""
+    if is_url(path):
+        from .postgres import peek_pg
+
+        return peek_pg(path)
+    if identify(path).kind != "ledger":
+        return None
+    return Database(peek(path), path)
+
+
+def schema_version(db) -> int | None:
+    """The schema version of an open database; None when it holds no ledger."""
+    if db.dialect.name == "sqlite":
+        return db.scalar("PRAGMA user_version") or None
+    from .postgres import ledger_version
+
+    return ledger_version(db)
 
 
 def check_writable(path: str, *, why: str = "this command writes to the ledger") -> None:
