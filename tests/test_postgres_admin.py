@@ -159,3 +159,83 @@ def test_a_copy_that_fails_verification_writes_nothing(tmp_path):
     err = first.fail("db", "copy", str(first.db), str(tmp_path / "new.db"))
     assert "fails verification (enrollment_totals" in err
     assert not (tmp_path / "new.db").exists()
+
+
+# --- backup and restore on PostgreSQL -------------------------------------------------
+
+
+def _pg_bin() -> str:
+    """The directory of pg_dump and pg_restore: on PATH, else Debian's /usr/lib/postgresql/*/bin."""
+    import glob
+    import os
+    import shutil
+
+    found = shutil.which("pg_dump")
+    if found and shutil.which("pg_restore"):
+        return os.path.dirname(found)
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"), key=lambda p: int(p.split("/")[-3]))
+    if not dirs:
+        pytest.skip("pg_dump is not installed")
+    return os.path.dirname(dirs[-1])
+
+
+def test_backup_and_restore_wrap_pg_dump_and_pg_restore(pg_schema, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("PATH", f"{_pg_bin()}{os.pathsep}{os.environ['PATH']}")
+    c = _ledger(Cli(pg_schema.url))
+    before = _views(c)
+    dest = tmp_path / "ledger.dump"
+    out = c("backup", str(dest)).stdout
+    assert out.strip() == f"backed up to {dest} (7 entries, 2 members), verified"
+    assert dest.stat().st_mode & 0o777 == 0o600
+    raw = dest.read_bytes()
+    assert "already exists" in c.fail("backup", str(dest)) and dest.read_bytes() == raw
+    c("earn", "ALICE", "--amount", "1000", "--txn", "A9", "--at", "2025-07-01T10:00:00Z")
+    dump = c.dump()
+    assert "--force" in c.fail("restore", str(dest))
+    assert c.dump() == dump
+    out = c("restore", str(dest), "--force").stdout
+    assert out.strip() == f"restored {pg_schema.url} from {dest} (7 entries, 2 members)"
+    assert _views(c) == before and c.json("verify")["ok"]
+    c("earn", "ALICE", "--amount", "1000", "--txn", "A9", "--at", "2025-07-01T10:00:00Z")  # gone, and ids go on
+    c("backup", str(dest), "--force")
+    assert dest.read_bytes() != raw and dest.stat().st_mode & 0o777 == 0o600
+
+
+def test_restore_on_postgresql_refuses_a_foreign_schema_and_a_non_archive(pg_schema, pg_server, tmp_path, monkeypatch):
+    import os
+
+    import pg
+    from conftest import PG
+
+    monkeypatch.setenv("PATH", f"{_pg_bin()}{os.pathsep}{os.environ['PATH']}")
+    c = _ledger(Cli(pg_schema.url))
+    dest = tmp_path / "ledger.dump"
+    c("backup", str(dest))
+    with pg.temporary_schema(pg_server, PG.url) as other:
+        err = Cli(other.url).fail("restore", str(dest))
+        assert f"holds the ledger of schema {pg_schema.name!r}" in err and f"search_path is {pg_schema.name}" in err
+        assert pg.dump(other.url) == ""
+    junk = tmp_path / "junk.dump"
+    junk.write_bytes(b"not an archive")
+    dump = c.dump()
+    assert "not appear to be a valid archive" in c.fail("restore", str(junk), "--force")
+    assert c.dump() == dump
+
+
+def test_backup_and_restore_on_postgresql_without_the_tools_give_the_command(pg_schema, tmp_path, monkeypatch):
+    c = _ledger(Cli(pg_schema.url))
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    dest = tmp_path / "ledger.dump"
+    err = c.fail("backup", str(dest))
+    assert "pg_dump is not on PATH" in err
+    assert f"run: (umask 077 && pg_dump --format=custom --schema={pg_schema.name} -f {dest} " in err
+    assert not dest.exists()
+    dest.write_bytes(b"an archive")
+    dump = c.dump()
+    err = c.fail("restore", str(dest), "--force")
+    assert "pg_restore is not on PATH" in err and "run: pg_restore --single-transaction" in err
+    assert err.endswith(f"{dest} && loyaltyctl --db '{pg_schema.url}' verify")
+    assert c.dump() == dump and dest.read_bytes() == b"an archive"

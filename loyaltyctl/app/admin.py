@@ -10,7 +10,7 @@ import sqlite3
 from ..core.values import now_ts
 from ..errors import Conflict, DatabaseError, InputError, NotFound
 from ..paths import guard, same_file
-from ..store import copying
+from ..store import copying, pgdump
 from ..store import members as member_store
 from ..store import verify as checks
 from ..store.connection import (SCHEMA_VERSION, Database, create_private, identify, is_url, open_db, peek,
@@ -57,17 +57,14 @@ def backup(db: Database, dest: str, *, force: bool = False) -> dict:
     """A consistent copy (VACUUM INTO) taken while others may keep writing, then verified.
 
     The copy is one self-contained file (rollback journal, not WAL), read back for
-    verification without a trace, so it can be restored from a read-only place."""
-    guard(dest, option="backup", ledger=db.path)
-    if os.path.exists(dest) and not os.path.isfile(dest):
-        raise InputError(f"backup {dest}: not a regular file")  # never remove a device or a directory
+    verification without a trace, so it can be restored from a read-only place.
+    PostgreSQL: pg_dump of the ledger's schema (see _pg_backup)."""
+    guard(dest, option="backup", ledger=db.path if db.dialect.name == "sqlite" else None)
+    _check_output(dest, force)
+    if db.dialect.name != "sqlite":
+        return _pg_backup(db, dest)
     if os.path.exists(dest):
-        if not force:
-            raise Conflict(f"{dest} already exists; pass --force to overwrite it")
         _remove(dest)
-    parent = os.path.dirname(os.path.abspath(dest))
-    if not os.path.isdir(parent):
-        raise InputError(f"{dest}: directory {parent} does not exist")
     old = os.umask(0o077)  # the copy is created readable by its owner only
     try:
         db.execute("VACUUM INTO ?", (dest,))
@@ -79,8 +76,38 @@ def backup(db: Database, dest: str, *, force: bool = False) -> dict:
     result = _verified_copy(dest)
     if not result["ok"]:
         _remove(dest)  # never leave an unverified file that looks like a backup
-        raise DatabaseError(f"backup {dest} failed verification: {result['violations'][0]['check']}: "
-                            f"{result['violations'][0]['detail']}")
+        raise DatabaseError(_failed_verification(dest, result))
+    return {"backup": dest, "verified": True, "entries": result["entries"], "members": result["members"]}
+
+
+def _check_output(dest: str, force: bool) -> None:
+    if os.path.exists(dest) and not os.path.isfile(dest):
+        raise InputError(f"backup {dest}: not a regular file")  # never remove a device or a directory
+    if os.path.exists(dest) and not force:
+        raise Conflict(f"{dest} already exists; pass --force to overwrite it")
+    parent = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(parent):
+        raise InputError(f"{dest}: directory {parent} does not exist")
+
+
+def _failed_verification(dest: str, result: dict) -> str:
+    first = result["violations"][0]
+    return f"backup {dest} failed verification: {first['check']}: {first['detail']}"
+
+
+def _pg_backup(db, dest: str) -> dict:
+    """pg_dump of the ledger's schema, taken in the very snapshot `verify` checked (exported to
+    pg_dump), into a 0600 file; refused with the command to run when pg_dump is not on PATH."""
+    schema = copying.schema(db)
+    pgdump.tool("pg_dump", f"(umask 077 && {pgdump.shell(pgdump.dump_command(schema, dest, db.url))})")
+    with db.snapshot():
+        snapshot = pgdump.export_snapshot(db)
+        result = verify(db)
+        if not result["ok"]:
+            raise DatabaseError(_failed_verification(dest, result))
+        if os.path.exists(dest):
+            _remove(dest)
+        pgdump.dump(schema, dest, db.url, snapshot)
     return {"backup": dest, "verified": True, "entries": result["entries"], "members": result["members"]}
 
 
@@ -103,6 +130,8 @@ def restore(src: str, dest: str, *, force: bool = False) -> dict:
     """Replace the database at `dest` with a verified copy of `src` (read without leaving a trace)."""
     if not os.path.exists(src):
         raise NotFound(f"{src}: no such file")
+    if is_url(dest):
+        return _pg_restore(src, dest, force)
     guard(dest, option="restore", inputs=[src])
     if os.path.exists(dest) and not force:
         raise Conflict(f"{dest} exists; restoring would overwrite it: pass --force")
@@ -123,14 +152,56 @@ def restore(src: str, dest: str, *, force: bool = False) -> dict:
         raise DatabaseError(storage_message(exc, dest) or f"restore into {dest} failed: {exc}") from None
     finally:
         source.close()
+    return _verified_restore(src, dest)
+
+
+def _verified_restore(src: str, dest: str) -> dict:
     restored = open_db(dest)
     try:
         result = verify(restored)
     finally:
         restored.close()
     if not result["ok"]:
-        raise DatabaseError(f"restored {dest} fails verification: {result['violations'][0]['detail']}")
-    return {"restored": dest, "from": src, "entries": result["entries"], "members": result["members"]}
+        raise DatabaseError(f"restored {restored.path} fails verification: {result['violations'][0]['detail']}")
+    return {"restored": restored.path, "from": src, "entries": result["entries"], "members": result["members"]}
+
+
+def _pg_restore(src: str, url: str, force: bool) -> dict:
+    """pg_restore a `backup` archive into the URL's schema, in one transaction: an empty schema,
+    or (--force) one holding a ledger, whose tables the archive's replace. Then verify."""
+    schema, occupied = _restore_target(url, force)
+    by_hand = pgdump.shell(pgdump.restore_command(src, url, occupied)) + f" && loyaltyctl --db {pgdump.shell([url])} verify"
+    pg_restore = pgdump.tool("pg_restore", by_hand)
+    archived, listing = pgdump.archive_schema(src, pg_restore)
+    if archived != schema:
+        raise DatabaseError(f"{src} holds the ledger of schema {archived!r} and pg_restore puts it back there, but "
+                            f"the target's schema is {schema!r}: use a URL whose search_path is {archived} "
+                            f"(?options=-csearch_path%3D{archived})")
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
+        toc.write("\n".join(listing) + "\n")
+        toc.flush()
+        pgdump.restore(src, url, occupied, toc.name, pg_restore)
+    return _verified_restore(src, url)
+
+
+def _restore_target(url: str, force: bool) -> tuple[str, bool]:
+    """The target's schema, and whether it holds a ledger (to replace: only with --force)."""
+    target = peek_ledger(url)
+    try:
+        schema = copying.schema(target)
+        if schema is None:
+            raise DatabaseError(f"{target.path}: its search_path names no schema that exists; create the schema first")
+        ledger = schema_version(target) is not None
+        if not ledger and copying.tables(target):
+            raise DatabaseError(f"{target.path}: its schema {schema!r} holds other tables and no loyaltyctl ledger; "
+                                "restore into an empty schema or database")
+        if ledger and not force:
+            raise Conflict(f"{target.path} holds a ledger; restoring would overwrite it: pass --force")
+        return schema, ledger
+    finally:
+        target.close()
 
 
 def erase_member(db: Database, member_id: str) -> dict:
