@@ -239,3 +239,20 @@ def test_backup_and_restore_on_postgresql_without_the_tools_give_the_command(pg_
     assert "pg_restore is not on PATH" in err and "run: pg_restore --single-transaction" in err
     assert err.endswith(f"{dest} && loyaltyctl --db '{pg_schema.url}' verify")
     assert c.dump() == dump and dest.read_bytes() == b"an archive"
+
+
+# --- member erase on PostgreSQL -------------------------------------------------------
+
+
+def test_erase_on_postgresql_vacuums_what_it_changed_and_says_what_stays(pg_schema):
+    c = _ledger(Cli(pg_schema.url))
+    c("adjust", "BOB", "--points", "5", "--reason", "for Alice Smith's friend", "--txn", "J1",
+      "--at", "2025-07-01T10:00:00Z")
+    result = c.json("member", "erase", "ALICE", "--yes")
+    assert (result["status"], result["comments"], result["quotes"]) == ("erased", 1, 2)  # J1's reason and copy
+    assert result["scrubbed"] is False and result["vacuumed"] == ["entries", "members", "nps_responses"]
+    assert "Alice Smith" not in c.dump() and "alice@example.com" not in c.dump()
+    err = c("member", "erase", "BOB", "--yes").stderr
+    assert "PostgreSQL keeps the old text in its WAL" in err and "VACUUM (FULL)" in err
+    assert "VACUUM (FULL)" in " ".join(c("member", "erase", "--help").stdout.split())
+    assert c.json("verify")["ok"]
