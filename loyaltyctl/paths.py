@@ -23,11 +23,12 @@ def guard(path: str, *, option: str, ledger: str | None = None, inputs: Iterable
     protected = [(ledger + suffix, what) for suffix, what in LEDGER_FILES] if ledger else []
     protected += [(source, f"the input file {source}") for source in inputs if source and source != "-"]
     for other, what in protected:
-        if _same(path, other):
+        if same_file(path, other):
             raise InputError(f"{option} {path}: that is {what}; choose another file")
 
 
-def _same(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
+    """The same file (after symlinks, or as a hard link), or the same place when one is missing."""
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): compare where they would be

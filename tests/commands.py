@@ -88,6 +88,8 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "verify": (["verify"], ["verify", "--format", "xml"], ["--db", "{foreign}", "verify"]),
     "backup": (["backup", "{dir}/backup.db"], ["backup"], ["backup", "{db}"]),  # onto the live ledger
     "restore": (["restore", "{dir}/backup.db", "--force"], ["restore"], ["restore", "{dir}/missing.db", "--force"]),
+    "db copy": (["db", "copy", "{db}", "{dir}/copy.db"], ["db", "copy", "{db}"],  # no TARGET
+                ["db", "copy", "{db}", "{db}"]),  # onto itself
 }
 
 # Commands that never open the ledger.

@@ -291,6 +291,7 @@ CASES = {
     "adjust": (["adjust", "M1", "--points", "7", "--reason", "goodwill", "--txn", "A9", *AT], _rows, (), False),
     "export": (["export", "ledger"], _rows, (), False),
     "verify": (["verify"], _rows, ("path",), False),  # the twins live in two files
+    "db copy": (["db", "copy", "TWIN", "COPY"], _rows, ("target",), False),  # each run copies to a file of its own
     "member enroll": (["member", "enroll", "M9", "-p", "coffee", "--name", "Ada", *AT], _rows, (), False),
     "member show": (["member", "show", "M1", "--as-of", "2026-06-01"], _rows, (), False),
     "member list": (["member", "list", "--as-of", "2026-06-01"], _rows, (), False),
@@ -370,6 +371,7 @@ def twins(tmp_path_factory):
     for key, text in files.items():
         paths[key] = tmp / (key.lower() + (".yaml" if key == "PLAN" else ".csv"))
         paths[key].write_text(text)
+    paths["TWIN"], paths["COPY"] = a.db, (tmp / "copy-json.db", tmp / "copy-csv.db")
     b = Cli(tmp / "b.db")
     src, dst = sqlite3.connect(a.db), sqlite3.connect(b.db)
     src.backup(dst)
@@ -382,9 +384,11 @@ def twins(tmp_path_factory):
 def test_json_output_agrees_with_csv_output(twins, name):
     a, b, paths = twins
     args, extract, volatile, subset = CASES[name]
-    args = [str(paths.get(x, x)) for x in args]
-    as_json = a(*args, "--format", "json")
-    as_csv = b(*args, "--format", "csv")
+    # a path given as a pair: the JSON run's, then the CSV run's
+    json_args, csv_args = ([str(v[i] if isinstance(v, tuple) else v) for v in (paths.get(x, x) for x in args)]
+                           for i in (0, 1))
+    as_json = a(*json_args, "--format", "json")
+    as_csv = b(*csv_args, "--format", "csv")
     rows = extract(json.loads(as_json.stdout))
     table = list(csv.reader(io.StringIO(as_csv.stdout)))
     header, body = table[0], table[1:]

@@ -312,10 +312,10 @@ def test_a_leftover_journal_file_that_keeps_the_ledger_read_only_is_named(base, 
 
 
 def test_waiting_for_another_writer_says_so(world, monkeypatch):
-    from loyaltyctl.store import connection as dbmod
+    from loyaltyctl.store import waits
 
     c, _ = world
-    monkeypatch.setattr(dbmod, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(waits, "BUSY_TIMEOUT_MS", 200)
     holder = sqlite3.connect(c.db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:

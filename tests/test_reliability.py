@@ -162,7 +162,7 @@ def test_a_long_import_lets_operators_and_cron_in_between_its_chunks(tmp_path, r
 def test_a_writer_kept_waiting_is_told_which_import_holds_the_ledger(tmp_path, monkeypatch):
     """An --all-or-nothing import is one transaction: a command that waits longer than the
     busy timeout says it is that import, not just "locked"."""
-    from loyaltyctl.store import connection
+    from loyaltyctl.store import waits
 
     sys.path.insert(0, str(WORKER.parent))
     import fair
@@ -176,7 +176,7 @@ def test_a_writer_kept_waiting_is_told_which_import_holds_the_ledger(tmp_path, m
         while time.monotonic() < deadline and not _announced(db):
             time.sleep(0.05)
         time.sleep(0.5)  # its transaction has begun
-        monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 300)
+        monkeypatch.setattr(waits, "BUSY_TIMEOUT_MS", 300)
         err = Cli(db).fail("earn", "M1", "--amount", "5")
     finally:
         importer.wait(timeout=600)

@@ -6,9 +6,37 @@ from typing import Annotated
 
 import typer
 
-from .common import Format, FormatOpt, db, flat, reader, state
+from .common import Format, FormatOpt, db, flat, plural, reader, state
 
 PANEL = "Admin"
+db_app = typer.Typer(help="Whole-ledger operations: copy a ledger between SQLite and PostgreSQL.", no_args_is_help=True)
+
+
+@db_app.command("copy")
+def copy(
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Ledger to copy: a file or a postgresql:// URL (only read).")],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="Where to copy it: a new or empty file, or a postgresql:// URL of an empty schema.")],
+    fmt: FormatOpt = Format.table,
+):
+    """Copy a whole ledger between backends, ids kept, then verify the copy.
+
+    SQLite to PostgreSQL to grow, PostgreSQL to SQLite for an offline copy (or between two of
+    a kind). The target must hold no data: a new file, an empty schema, or a ledger just made
+    by init; anything else is refused untouched. The copy is one transaction on the target,
+    verified before it commits; the source is read in one snapshot and never written.
+    The global --db option plays no part.
+
+    Example: loyaltyctl db copy loyalty.db postgresql://loyalty@db.example.com:5432/loyalty
+    """
+    from .. import render
+    from ..app import admin as maintenance
+
+    r = maintenance.copy_ledger(source, target)
+    if fmt is Format.table:
+        print(f"copied {r['source']} to {r['target']}: {r['entries']} {'entry' if r['entries'] == 1 else 'entries'}, "
+              f"{plural(r['members'], 'member')}, {plural(r['lots'], 'lot')} ({r['rows']} rows), verified")
+    else:
+        render.record(r, fmt=fmt.value)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,6 +84,8 @@ def register(app: typer.Typer) -> None:
 
 
 def register_maintenance(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db", rich_help_panel=PANEL)
+
     @app.command(rich_help_panel=PANEL)
     def verify(ctx: typer.Context, fmt: FormatOpt = Format.table):
         """Check the ledger's invariants; prints OK or each violation (exit 1 on any).

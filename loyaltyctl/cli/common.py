@@ -230,7 +230,7 @@ def fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
-def one_line(message: str, limit: int = 400) -> str:
+def one_line(message: str, limit: int = 1000) -> str:
     """A message as one printable line: line breaks and other control characters escaped (they
     come from what the user typed), and cut short when a huge value made it huge."""
     text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)

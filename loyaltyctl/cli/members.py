@@ -167,6 +167,13 @@ def erase(
     it: erase the member in each (--db BACKUP member erase ID --yes). It cannot be undone: on
     a terminal it asks first (--yes does not).
 
+    On PostgreSQL the rows are updated in place, but the old row versions stay in the table
+    files until VACUUM removes them: erase runs a plain VACUUM of the tables it changed, which
+    frees them for reuse without rewriting the files; run `VACUUM (FULL) members,
+    nps_responses, entries, tier_changes` (it locks them) to rewrite the files. The server's
+    WAL, WAL archives, replicas' copies and pg_dump backups keep the old text until they are
+    recycled or expire: erase the member in a restored backup too. `scrubbed` is false there.
+
     Example: loyaltyctl member erase M00001 --yes
     """
     import sys
@@ -182,7 +189,11 @@ def erase(
     if fmt is Format.table:
         quoted = f"; quoted in {result['quotes']} other texts, replaced there too" if result.get("quotes") else ""
         print(f"{result['member_id']}: {result['status']} ({result['erased_at']}){quoted}")
-        if result.get("scrubbed") is False:
+        if "vacuumed" in result:
+            print("note: PostgreSQL keeps the old text in its WAL, WAL archives and backups until they are "
+                  "recycled, and in the table files until VACUUM (FULL): see `loyaltyctl member erase --help`",
+                  file=sys.stderr)
+        elif result.get("scrubbed") is False:
             print("warning: another process kept the WAL from being truncated; the old text stays in "
                   f"{state(ctx).path}-wal until its next checkpoint", file=sys.stderr)
     else:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DatabaseError, Retry
+from . import waits
 from .dialect import SQLITE
 from .migrations import APPLICATION_ID, LEGACY_TABLES, META_TABLE, MIGRATIONS, SCHEMA_VERSION
 
-BUSY_TIMEOUT_MS = 30_000
-POLL_S = 0.002  # between tries to take the write lock (see Database._begin)
 
 
 def is_url(target: str) -> bool:
@@ -129,8 +128,8 @@ class Database:
         """BEGIN IMMEDIATE, trying again every POLL_S while another process writes. SQLite's own
         busy handler sleeps up to 100 ms between tries and would keep missing the short gaps a
         long import leaves between its chunks; polling gets in at the first one. After
-        BUSY_TIMEOUT_MS, a DatabaseError saying who is writing (when they said so)."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        waits.BUSY_TIMEOUT_MS, a DatabaseError saying who is writing (when they said so)."""
+        deadline = time.monotonic() + waits.BUSY_TIMEOUT_MS / 1000
         self.conn.execute("PRAGMA busy_timeout = 0")
         try:
             while True:
@@ -141,10 +140,10 @@ class Database:
                     if not _is_busy(exc):
                         raise
                     if time.monotonic() >= deadline:
-                        raise DatabaseError(locked_message(self.path, self._writer())) from None
-                time.sleep(POLL_S)
+                        raise DatabaseError(waits.locked_message(self.path, self._writer())) from None
+                time.sleep(waits.POLL_S)
         finally:
-            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.conn.execute(f"PRAGMA busy_timeout = {waits.BUSY_TIMEOUT_MS}")
 
     def _writer(self) -> str | None:
         """What the process holding the write lock said it is doing (store/activity.py), if it did."""
@@ -179,6 +178,31 @@ class Database:
             self._depth = 0
             self.conn.execute("ROLLBACK")
 
+    @contextmanager
+    def snapshot(self) -> Iterator["Database"]:
+        """A read transaction: everything read inside sees one moment of the ledger."""
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts here
+            yield self
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    def stream(self, sql: str, size: int) -> Iterator[list]:
+        """The rows of a query in lists of at most `size` (bounded memory for any table)."""
+        cur = self.conn.execute(sql)
+        while rows := cur.fetchmany(size):
+            yield rows
+
+    def load(self, table: str, columns: list[str], batches) -> int:
+        """Insert batches of rows (tuples in `columns` order) into `table`; returns how many."""
+        sql = f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+        count = 0
+        for rows in batches:
+            self.conn.executemany(sql, rows)
+            count += len(rows)
+        return count
+
     def lock_all(self) -> None:
         """(PostgreSQL: hold off every other writer; SQLite's write transaction already does.)"""
 
@@ -194,10 +218,10 @@ def _connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = peek(path)
     else:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=waits.BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {waits.BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
@@ -285,7 +309,7 @@ def peek(path: str) -> sqlite3.Connection:
     (a file in use may be written meanwhile; a rollback-mode file creates nothing anyway)."""
     alone = not _in_use(path) and _wal_mode(path)
     conn = sqlite3.connect(f"{_uri(path)}?{'immutable=1' if alone else 'mode=ro'}", uri=True,
-                           timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+                           timeout=waits.BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -355,6 +379,28 @@ def open_db(path: str, *, create: bool = False, write: bool = True) -> Database:
         raise DatabaseError(storage_message(exc, path) or f"cannot open database {path}: {exc}") from None
 
 
+def peek_ledger(path: str):
+    """The ledger at `path` opened for reading only, as it is (never created, migrated or
+    written: `db copy`'s source and target before it decides); None for a missing or empty
+    file. Another program's file is a DatabaseError, as in `identify`."""
+    if is_url(path):
+        from .postgres import peek_pg
+
+        return peek_pg(path)
+    if identify(path).kind != "ledger":
+        return None
+    return Database(peek(path), path)
+
+
+def schema_version(db) -> int | None:
+    """The schema version of an open database; None when it holds no ledger."""
+    if db.dialect.name == "sqlite":
+        return db.scalar("PRAGMA user_version") or None
+    from .postgres import ledger_version
+
+    return ledger_version(db)
+
+
 def check_writable(path: str, *, why: str = "this command writes to the ledger") -> None:
     """Name what keeps a ledger read-only, before SQLite says only "attempt to write a readonly database"."""
     cause = _readonly_cause(path)
@@ -390,7 +436,7 @@ def storage_message(exc: Exception, path: str) -> str | None:
     "attempt to write a readonly database" is a permission to fix, not damage. None otherwise."""
     text = str(exc)
     if "database is locked" in text or "database is busy" in text:
-        return locked_message(path)
+        return waits.locked_message(path)
     if "readonly database" in text:
         return f"{path} is read-only: {_readonly_cause(path) or text}"
     return None
@@ -399,12 +445,6 @@ def storage_message(exc: Exception, path: str) -> str | None:
 def _is_busy(exc: Exception) -> bool:
     text = str(exc)
     return "database is locked" in text or "database is busy" in text
-
-
-def locked_message(path: str, writer: str | None = None) -> str:
-    who = f"{writer}; " if writer else ""
-    return (f"{path} is locked: another loyaltyctl process is writing to it ({who}waited "
-            f"{BUSY_TIMEOUT_MS / 1000:g} s); try again when it has finished")
 
 
 def migrate(db: Database, current: int) -> None:

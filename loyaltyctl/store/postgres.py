@@ -14,6 +14,7 @@ from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import DatabaseError, Retry
+from . import waits
 from .dialect import POSTGRES, to_pyformat
 
 # SCHEMA below is the ledger at this version; later versions run SQLite's own migrations,
@@ -170,6 +171,44 @@ class PgDatabase:
             self._depth = 0
             self._rollback()
 
+    @contextmanager
+    def snapshot(self) -> Iterator["PgDatabase"]:
+        """A read-only REPEATABLE READ transaction: everything read inside sees one moment."""
+        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try:
+            yield self
+        finally:
+            self._rollback()
+
+    def stream(self, sql: str, size: int) -> Iterator[list]:
+        """The rows of a query in lists of at most `size`, through a server-side cursor (inside
+        snapshot() or write()), so memory stays bounded for any table."""
+        cur = self.conn.cursor(name="loyaltyctl_stream")
+        try:
+            _errors(self, lambda: cur.execute(to_pyformat(sql)))
+            while rows := _errors(self, lambda: cur.fetchmany(size)):
+                yield rows
+        finally:
+            cur.close()
+
+    def load(self, table: str, columns: list[str], batches) -> int:
+        """COPY batches of rows (tuples in `columns` order) into `table`; returns how many.
+        One COPY statement: foreign keys are checked at its end, so rows referring to rows
+        later in the same table (entries.ref_entry_id) load in any order."""
+        import psycopg
+
+        count = 0
+        try:
+            with self.conn.cursor() as cur:
+                with cur.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
+                    for rows in batches:
+                        for row in rows:
+                            copy.write_row(row)
+                        count += len(rows)
+        except psycopg.Error as exc:
+            raise DatabaseError(f"copying {table} into {self.path}: {' '.join(str(exc).split())}") from None
+        return count
+
     def lock_all(self) -> None:
         """Jobs and program changes touch many members: they wait for, and hold off, every writer."""
         self.execute("LOCK TABLE enrollments IN EXCLUSIVE MODE")
@@ -189,15 +228,38 @@ def _errors(db: PgDatabase, run):
         return run()
     except (errors.SerializationFailure, errors.DeadlockDetected, errors.UniqueViolation) as exc:
         raise Retry(str(exc)) from exc
-    except errors.LockNotAvailable:
-        raise DatabaseError(f"{db.path} is locked: another loyaltyctl process is writing to it; "
-                            "try again when it has finished") from None
+    except errors.LockNotAvailable:  # lock_timeout (BUSY_TIMEOUT_MS) ran out
+        raise DatabaseError(waits.locked_message(db.path)) from None
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"PostgreSQL at {db.path}: {' '.join(str(exc).split())}") from None
 
 
 def open_pg(url: str, *, create: bool = False) -> PgDatabase:
     """Connect to a PostgreSQL ledger (migrating it if older), or create its tables (`init`)."""
+    db = _connect(url)
+    try:
+        _prepare(db, create)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def peek_pg(url: str) -> PgDatabase:
+    """Connect without creating or migrating anything; every transaction read-only."""
+    db = _connect(url)
+    db.conn.execute("SET default_transaction_read_only = on")
+    return db
+
+
+def ledger_version(db: PgDatabase) -> int | None:
+    """The schema version of the ledger in the connection's schema; None if there is none."""
+    if db.scalar("SELECT to_regclass(quote_ident(current_schema()) || '.loyaltyctl_meta')") is None:
+        return None
+    return int(db.scalar("SELECT value FROM loyaltyctl_meta WHERE key = 'schema_version'"))
+
+
+def _connect(url: str) -> PgDatabase:
     try:
         import psycopg
     except ImportError:
@@ -212,14 +274,9 @@ def open_pg(url: str, *, create: bool = False) -> PgDatabase:
     from psycopg.types.numeric import Int8Dumper
 
     conn.adapters.register_dumper(int, Int8Dumper)
-    conn.execute("SET lock_timeout = '30s'")
-    db = PgDatabase(conn, url)
-    try:
-        _prepare(db, create)
-    except BaseException:
-        db.close()
-        raise
-    return db
+    # The same wait as SQLite's busy timeout, read when connecting (tests lower it).
+    conn.execute(f"SET lock_timeout = '{int(waits.BUSY_TIMEOUT_MS)}ms'")
+    return PgDatabase(conn, url)
 
 
 def _prepare(db: PgDatabase, create: bool) -> None:

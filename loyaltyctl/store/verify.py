@@ -145,8 +145,13 @@ def secure_delete(db: Database) -> None:
 
 
 def scrub_log(db: Database) -> bool:
-    """Checkpoint and truncate the write-ahead log, where old page images of erased data stay;
-    False when another connection kept it from finishing."""
-    if db.dialect.name != "sqlite":
-        return True
+    """(SQLite) Checkpoint and truncate the write-ahead log, where old page images of erased
+    data stay; False when another connection kept it from finishing."""
     return not db.one("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+
+
+def vacuum(db, tables: list[str]) -> None:
+    """(PostgreSQL, outside a transaction) A plain VACUUM of the tables an erase updated: the
+    old row versions are removed from them, without locking out other writers. It does not
+    rewrite the files (VACUUM FULL does, under an exclusive lock), nor reach the WAL or backups."""
+    db.execute(f"VACUUM {', '.join(tables)}")
