@@ -68,6 +68,12 @@ class Cli:
         self.runner = CliRunner()
 
     @property
+    def location(self) -> str:
+        """The --db value: a file's path or a PostgreSQL URL (for subprocesses and helpers;
+        tests that name `cli.db` are taken to need the SQLite file and skip on PostgreSQL)."""
+        return str(self.db)
+
+    @property
     def postgres(self) -> bool:
         return str(self.db).startswith("postgresql://")
 

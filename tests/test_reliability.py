@@ -73,14 +73,14 @@ def test_eight_concurrent_operators_never_lock_overdraw_or_lose_points(coffee, t
     for w in range(8):
         out = tmp_path / f"worker{w}.jsonl"
         outs.append(out)
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), "mixed", str(coffee.db), str(w), "300",
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), "mixed", coffee.location, str(w), "300",
                                        ",".join(MEMBERS), str(out)], env=ENV))
     time.sleep(1.0)
     jobs = []
     for name, args in (("expire", ["expire", "--format", "json"]), ("review", ["tiers", "review", "--format", "json"])):
         out = tmp_path / f"{name}.jsonl"
         jobs.append(out)
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), "run", str(coffee.db), str(out), *args], env=ENV))
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), "run", coffee.location, str(out), *args], env=ENV))
     for p in procs:
         assert p.wait(timeout=600) == 0
 
@@ -109,24 +109,22 @@ def test_eight_concurrent_operators_never_lock_overdraw_or_lose_points(coffee, t
 
     final = {r["member_id"]: r["balance"] for r in coffee.json("member", "list", "-p", "coffee")}
     assert final == expected
-    report = _verify(coffee.db)
+    report = _verify(coffee.location)
     assert report["ok"], report["violations"][:5]
-    conn = sqlite3.connect(coffee.db)
-    conn.row_factory = sqlite3.Row
     # every expiry is recorded, so the balance now is exactly the sum of the member's entries
-    sums = {r[0]: r[1] for r in conn.execute(
-        "SELECT n.member_id, SUM(e.points) FROM entries e JOIN enrollments n ON n.id = e.enrollment_id GROUP BY 1")}
+    sums = dict(coffee.sql(
+        "SELECT n.member_id, SUM(e.points) FROM entries e JOIN enrollments n ON n.id = e.enrollment_id GROUP BY 1"))
     assert sums == final
-    # replay in commit order: no redemption took more than the member had just before it
+    # replay in commit order (per member, ids are taken after the member's row is locked, so
+    # they follow commit order on both backends): no redemption took more than the member had
     running = dict(start)
-    for e in conn.execute("""SELECT n.member_id, e.kind, e.points, e.uncovered FROM entries e
-                             JOIN enrollments n ON n.id = e.enrollment_id
-                             WHERE e.txn_id LIKE 'w%' ORDER BY e.id"""):
-        if e["kind"] == "redeem":
-            assert running[e["member_id"]] >= -e["points"] and e["uncovered"] == 0
-        running[e["member_id"]] += e["points"]
+    for member, kind, points, uncovered in coffee.sql(
+            """SELECT n.member_id, e.kind, e.points, e.uncovered FROM entries e
+               JOIN enrollments n ON n.id = e.enrollment_id WHERE e.txn_id LIKE 'w%' ORDER BY e.id"""):
+        if kind == "redeem":
+            assert running[member] >= -points and uncovered == 0
+        running[member] += points
     assert running == final
-    conn.close()
 
 
 # --- a long import shares the ledger ---------------------------------------------------------
