@@ -168,7 +168,7 @@ def test_no_color_gives_plain_text_on_a_terminal(tmp_path):
 # --- start-up -------------------------------------------------------------------------
 
 
-HEAVY = ("pydantic", "yaml", "csv", "sqlite_utils", "rich")
+HEAVY = ("pydantic", "yaml", "csv", "sqlite_utils", "rich", "psycopg")
 
 
 def loaded_modules(args: list[str], env: dict) -> tuple[set[str], str]:

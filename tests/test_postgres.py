@@ -173,3 +173,45 @@ def test_a_large_import_chunk_goes_in_by_copy_and_gives_sqlites_ledger(pg_schema
                         ledger("report", "tiers", "--as-of", "2026-04-01").stdout))
     assert outputs[0] == outputs[1]
     assert len(outputs[0][0]["entries"]) == 10 * COPY_FROM + 20 + 1
+
+
+def test_without_psycopg_a_postgresql_url_says_what_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import clean_env
+
+    blocker = tmp_path / "blocked" / "psycopg"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('psycopg is not installed here')\n")
+    env = clean_env(PYTHONPATH=str(blocker.parent))
+    out = subprocess.run([sys.executable, "-m", "loyaltyctl", "--db", "postgresql://nobody@127.0.0.1:1/x", "verify"],
+                         env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == "Error: a PostgreSQL URL needs psycopg: pip install 'loyaltyctl[postgres]'"
+
+
+def test_two_operators_creating_and_migrating_at_once_are_serialised(pg_schema, tmp_path):
+    # pg_advisory_xact_lock(MIGRATION_LOCK): the second `init` waits for the first, then finds
+    # the ledger made; no half-made schema, no duplicate-table traceback.
+    import subprocess
+    import sys
+
+    from conftest import clean_env
+
+    procs = [subprocess.Popen([sys.executable, "-m", "loyaltyctl", "--db", pg_schema.url, "init"], env=clean_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+             for _ in range(4)]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    assert all("Traceback" not in err for _, _, err in results), results
+    assert all(code == 0 for code, _, _ in results), results
+    with pg_schema.connect() as conn:
+        from loyaltyctl.store.migrations import SCHEMA_VERSION
+
+        tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
+                              (pg_schema.name,)).fetchone()[0]
+        assert tables > 10
+    from conftest import Cli
+
+    assert Cli(pg_schema.url)("verify").exit_code == 0
+    assert SCHEMA_VERSION >= 11

@@ -134,6 +134,8 @@ def timed(label: str, fn, baseline: float | None = None) -> float:
 
 def _drain(result):
     """A report's rows, read to the end (a streamed report is a generator)."""
+    if hasattr(result, "rows"):  # a reports.shape.Report
+        return list(result.rows)
     return result if isinstance(result, (dict, list)) else list(result)
 
 
