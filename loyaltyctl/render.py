@@ -43,9 +43,36 @@ def write_json_list(items: Iterable[Any], out=None) -> None:
     first = True
     for item in items:
         out.write("[\n" if first else ",\n")
-        out.write("  " + dumps(item).replace("\n", "\n  "))
+        out.write(_flat_item(item) or "  " + dumps(item).replace("\n", "\n  "))
         first = False
     out.write("[]\n" if first else "\n]\n")
+
+
+def _flat_item(item: Any) -> str | None:
+    """A list item that is a dict of plain values, as `dumps` indents it inside a list, built
+    from the C string encoder (json's indenting encoder is pure Python: 3x slower); None for
+    anything else."""
+    if not isinstance(item, dict) or not item:
+        return None
+    quote = json.encoder.encode_basestring
+    parts = []
+    for key, value in item.items():
+        if type(value) is str:
+            text = quote(value)
+        elif value is None:
+            text = "null"
+        elif type(value) is bool:
+            text = "true" if value else "false"
+        elif type(value) is int:
+            text = int.__repr__(value)
+        elif type(value) is Decimal:
+            text = quote(str(value))
+        else:
+            return None
+        if type(key) is not str:
+            return None
+        parts.append(f"    {quote(key)}: {text}")
+    return "  {\n" + ",\n".join(parts) + "\n  }"
 
 
 def safe_cell(value: Any) -> str:

@@ -68,7 +68,7 @@ def _basket(db: Database, today) -> None:
 
 
 def _enrolled_before(db: Database, rng: random.Random, program: str, at: str) -> str | None:
-    rows = listing(db, program, as_of=at)
+    rows = list(listing(db, program, as_of=at))
     return rng.choice(rows)["member_id"] if rows else None
 
 

@@ -8,6 +8,7 @@ and the whole enrollments table for jobs and program changes. Ids come from sequ
 
 from __future__ import annotations
 
+import itertools
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Iterator
@@ -67,6 +68,9 @@ def _numeric_loader():
     return IntegralNumeric
 
 
+_STREAMS = itertools.count(1)
+
+
 class PgDatabase:
     """A psycopg connection in autocommit mode; writes go through `write()` (one transaction)."""
 
@@ -103,6 +107,18 @@ class PgDatabase:
 
     def all(self, sql: str, params=()) -> list:
         return self.execute(sql, params).fetchall()
+
+    def stream(self, sql: str, params=(), size: int = 2000) -> Iterator:
+        """The rows of a query through a server-side cursor, `size` at a time (long lists:
+        never all in memory). WITH HOLD, as the connection is in autocommit mode; other
+        queries may run on the connection between fetches."""
+        cursor = self.conn.cursor(name=f"loyaltyctl_stream_{next(_STREAMS)}", withhold=True)
+        try:
+            _errors(self, lambda: cursor.execute(to_pyformat(sql), params or None))
+            while rows := cursor.fetchmany(size):
+                yield from rows
+        finally:
+            cursor.close()
 
     @contextmanager
     def write(self, *, foreign_keys: bool = True) -> Iterator["PgDatabase"]:
