@@ -250,7 +250,7 @@ def _has_more(it: Iterator) -> bool:
 def _more(shown: int, count: Callable[[], int] | None, noun: str, *, file) -> None:
     total = count() if count is not None else None
     left = f"{total - shown:,} more {noun} (of {total:,})" if total is not None else f"more {noun}"
-    print(f"... {left} not shown: --all shows them all, --format csv writes them for a spreadsheet", file=file)
+    print(f"... {left}: --all shows them, or --format csv", file=file)
 
 
 def _print_table(rows: Iterator[dict], columns: Sequence[str], *, title, headers, numeric, empty) -> int:

@@ -183,6 +183,8 @@ def history(
     member_id: MemberArg,
     program: ProgramOpt = None,
     as_of: AsOfOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
 ):
     """Every ledger entry and tier change of a member, with the rule, version and lots behind it.
@@ -200,7 +202,7 @@ def history(
         columns.append("recorded_at")
     render.table(rows, columns, fmt=fmt.value, numeric=["amount", "points", "running_total"],
                  title=f"History of {member_id}", headers={"running_total": "total", "program_version": "ver"},
-                 empty="no entries")
+                 empty="no entries", limit=page_size(ctx, fmt, limit, every), noun="entries", count=lambda: len(rows))
 
 
 def register(app: typer.Typer) -> None:
