@@ -261,6 +261,13 @@ def _print_table(rows: Iterator[dict], columns: Sequence[str], *, title, headers
         return 0
     labels = [headers.get(c, c.replace("_", " ")) for c in columns]
     layout = Layout(columns, labels, numeric, first, width())
+    if layout.dropped and len(first) < SAMPLE:  # a short table too wide: one block per row, all fields
+        for n, cells in enumerate(first):
+            if title and not n:
+                print(_bold(printable(title)))
+            print()
+            record(dict(zip(labels, cells)))
+        return len(first)
     if layout.dropped:
         print(f"note: {', '.join(layout.dropped)} left out to fit {width()} columns (a wider terminal, or "
               "--format csv, shows them)", file=sys.stderr)
