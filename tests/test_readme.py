@@ -108,3 +108,16 @@ def test_every_guarantee_names_tests_that_exist():
         for path, name in refs:
             source = (ROOT / path).read_text(encoding="utf-8")
             assert re.search(rf"^(def|class) {name}\b", source, flags=re.M), f"{path}::{name} does not exist"
+
+
+@pytest.mark.parametrize("hour", ["00:00:01", "06:30:00", "11:59:59", "12:00:00", "23:59:59"])
+def test_the_demo_builds_at_any_hour_of_the_day(tmp_path, monkeypatch, hour):
+    # The demo's "today" was noon of the current day: before 12:00 UTC its jobs ran at a
+    # moment still to come, and `loyaltyctl demo` failed on a fresh machine every morning.
+    from conftest import Cli
+
+    monkeypatch.setenv("LOYALTYCTL_NOW", f"2030-01-01T{hour}Z")
+    c = Cli(tmp_path / "demo.db")
+    c("demo")
+    assert c("verify").exit_code == 0
+    assert len(c.json("member", "list", "--all")) > 200

@@ -25,7 +25,7 @@ def build(db: Database, members: int = MEMBERS, seed: int = 7) -> dict:
     if members_exist(db):
         return {"programs": applied, "created": False}
     rng = random.Random(seed)
-    today = now().replace(hour=12, minute=0, second=0)
+    today = _last_noon(now())
     start = today - timedelta(days=420)
     names = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus", "Radia", "Tim", "Frances",
              "Donald", "Hedy", "Dennis", "Katherine", "John"]
@@ -52,6 +52,13 @@ def build(db: Database, members: int = MEMBERS, seed: int = 7) -> dict:
     return {"programs": applied, "created": True}
 
 
+def _last_noon(moment):
+    """The latest 12:00 UTC not after `moment`: the demo's "today", never in the future (the
+    jobs refuse a future --as-of), whatever the hour the demo is built."""
+    noon = moment.replace(hour=12, minute=0, second=0, microsecond=0)
+    return noon if noon <= moment else noon - timedelta(days=1)
+
+
 BASKET_TXN = "DEMO-BASKET-1"
 
 
@@ -68,7 +75,7 @@ def _basket(db: Database, today) -> None:
 
 
 def _enrolled_before(db: Database, rng: random.Random, program: str, at: str) -> str | None:
-    rows = listing(db, program, as_of=at)
+    rows = list(listing(db, program, as_of=at))
     return rng.choice(rows)["member_id"] if rows else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Iterator
 
 from ..core.program import Program
 from ..core import rules
@@ -69,15 +70,30 @@ def _progress(db: Database, enr, p: Program, at: str) -> dict:
     return out
 
 
-def listing(db: Database, program_code: str | None = None, tier: str | None = None, as_of: str | None = None) -> list[dict]:
+def listing(db: Database, program_code: str | None = None, tier: str | None = None, as_of: str | None = None,
+            first: int | None = None) -> Iterator[dict]:
+    """Members with their program, tier and balance at --as-of, in member order, as read (checked
+    before the first row). `first`: the caller means to read about this many rows (a first
+    screen), so they are fetched a page at a time instead of in one pass over the ledger."""
+    at = _listing_checked(db, program_code, tier, as_of)
+    return ({"member_id": r["member_id"], "name": r["name"], "program": r["program_code"], "tier": r["tier"],
+             "balance": r["balance"], "joined_at": r["joined_at"]}
+            for r in store.balances_at(db, at, program_code, tier, page=first))
+
+
+def listing_total(db: Database, program_code: str | None = None, tier: str | None = None,
+                  as_of: str | None = None) -> tuple[int, int]:
+    """How many rows `listing` gives and their total balance (points)."""
+    return store.balances_total(db, _listing_checked(db, program_code, tier, as_of), program_code, tier)
+
+
+def _listing_checked(db: Database, program_code: str | None, tier: str | None, as_of: str | None) -> str:
     at = ts_or_now(as_of, "as_of")
     if program_code:
         p = program(db, program_code)
         if tier and p.tiered and tier not in _tiers_ever(db, program_code):
             p.known_level(tier)
-    return [{"member_id": r["member_id"], "name": r["name"], "program": r["program_code"], "tier": r["tier"],
-             "balance": r["balance"], "joined_at": r["joined_at"]}
-            for r in store.balances_at(db, at, program_code, tier)]
+    return at
 
 
 def history(db: Database, member_id: str, program_code: str | None = None, as_of: str | None = None) -> list[dict]:

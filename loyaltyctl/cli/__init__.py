@@ -16,14 +16,47 @@ Exit codes: 0 ok, 1 business or input error (one line on stderr, nothing written
 Example:  loyaltyctl demo && loyaltyctl member show D0002
 """
 
-app = typer.Typer(
-    cls=Group,
-    help=HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# The command module that registers each top-level command: a command line loads only its own
+# (start-up time); the root help, completion and tests get every module (`app`).
+MODULES = {"member": "members", "history": "members",
+           "earn": "transactions", "redeem": "transactions", "refund": "transactions", "adjust": "transactions",
+           "explain": "transactions", "program": "programs", "import": "batch", "export": "batch",
+           "expire": "jobs", "tiers": "jobs", "report": "reports", "nps": "nps",
+           "init": "admin", "demo": "admin", "verify": "admin", "backup": "admin", "restore": "admin"}
+ORDER = ("members", "transactions", "programs", "batch", "jobs", "reports", "nps", "admin")
+
+
+def _base() -> typer.Typer:
+    part = typer.Typer(
+        cls=Group,
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    part.callback()(root)
+    return part
+
+
+def _with_modules(names) -> typer.Typer:
+    import importlib
+
+    part = _base()
+    for name in names:
+        module = importlib.import_module(f".{name}", __name__)
+        module.register(part)
+        if name == "admin":
+            module.register_maintenance(part)
+    return part
+
+
+def __getattr__(name: str):
+    """`app`: the whole command tree, built when first asked for."""
+    if name == "app":
+        globals()["app"] = full = _with_modules(ORDER)
+        return full
+    raise AttributeError(name)
 
 
 def _version(value: bool):
@@ -32,7 +65,6 @@ def _version(value: bool):
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     db: Annotated[Optional[str], typer.Option("--db", help="Database file (else $LOYALTYCTL_DB, loyaltyctl.toml, ./loyalty.db).",
@@ -45,27 +77,32 @@ def root(
     ctx.call_on_close(ctx.obj.close)  # one command, one connection, closed when it ends
 
 
-from . import admin, batch, jobs, members, nps, programs, reports, transactions  # noqa: E402  (register commands)
-
-members.register(app)
-transactions.register(app)
-programs.register(app)
-batch.register(app)
-jobs.register(app)
-reports.register(app)
-nps.register(app)
-admin.register(app)
-admin.register_maintenance(app)
-
-
 def main() -> None:
     import os
     import sys
 
     if any(k == "_LOYALTYCTL_COMPLETE" for k in os.environ):
-        app()  # shell completion needs the whole tree
-    else:
-        _only(app, sys.argv[1:])()
+        _with_modules(ORDER)()  # shell completion needs the whole tree
+        return
+    module = MODULES.get(_command_name(sys.argv[1:]) or "")
+    full = _with_modules([module] if module else ORDER)
+    _only(full, sys.argv[1:])()
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The command the arguments name (None for the root's own options, such as --help)."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--db":
+            i += 2
+            continue
+        if arg in ("-h", "--help"):
+            return None
+        if not arg.startswith("-"):
+            return arg
+        i += 1
+    return None
 
 
 def _only(full: typer.Typer, argv: list[str]) -> typer.Typer:

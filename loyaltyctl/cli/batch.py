@@ -45,13 +45,14 @@ def progress_bar(path: str):
         return
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ..render import console
+    from rich.console import Console
 
     total = None if path == "-" or not os.path.isfile(path) else os.path.getsize(path)
     rate = _live_rate()
     with Progress(TextColumn("importing"), BarColumn(), TaskProgressColumn(),
                   TextColumn("{task.fields[rows]:,} rows"), rate, TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console(stderr=True), transient=True, refresh_per_second=4) as bar:
+                  console=Console(file=sys.stderr, highlight=False,
+                                  **({"color_system": None} if os.environ.get("NO_COLOR") else {})), transient=True, refresh_per_second=4) as bar:
         task = bar.add_task("import", total=total, rows=0)
 
         def update(position: int, rows: int) -> None:

@@ -25,6 +25,10 @@ AtOpt = Annotated[Optional[str], typer.Option("--at", help="When it takes effect
 AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Show the state as it stood at this moment (ISO-8601). Default: now.",
                                                 callback=parse.moment)]
 TxnOpt = Annotated[Optional[str], typer.Option("--txn", help="Idempotency key: repeating the command with the same key records nothing new (ids starting with 'expire-' are reserved).", callback=parse.text("txn_id"))]
+LimitOpt = Annotated[Optional[int], typer.Option(
+    "--limit", help="Show at most this many rows (default on a terminal: one screenful, then a line saying how "
+    "many more; elsewhere: every row).", callback=parse.count, show_default=False)]
+AllOpt = Annotated[bool, typer.Option("--all", help="Show every row, on a terminal too (streamed as read).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
 MemberArg = Annotated[str, typer.Argument(metavar="MEMBER_ID", help="Member id.", callback=parse.text("member_id"))]
 TxnArg = Annotated[str, typer.Argument(metavar="TXN_ID", help="Transaction id (as in history or exports).", callback=parse.text("txn_id"))]
@@ -98,6 +102,30 @@ def flat(record: dict) -> dict:
         return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":")) if nested else value
 
     return {k: cell(v) for k, v in record.items()}
+
+
+PAGE_MARGIN = 6  # lines a first screen keeps for the title, header, rule, "more" line, totals and prompt
+
+
+def page_size(ctx: typer.Context, fmt: Format, limit: int | None, every: bool) -> int | None:
+    """How many rows a list shows: --limit, else every row with --all, off a terminal or in JSON
+    and CSV, else what fits the terminal (the rest is one line away: --all, --format csv)."""
+    if limit is not None and every:
+        raise usage_error(ctx, "--limit and --all cannot be used together")
+    if limit is not None or every:
+        return limit
+    if fmt is Format.table and sys.stdout.isatty():
+        from ..render import height
+
+        return max(height() - PAGE_MARGIN, 5)
+    return None
+
+
+def once(compute):
+    """A query run at most once, when a renderer first asks for it (totals, counts)."""
+    import functools
+
+    return functools.cache(compute)
 
 
 def plural(n: int, noun: str) -> str:

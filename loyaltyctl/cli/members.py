@@ -7,8 +7,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from . import parse
-from .common import (AsOfOpt, AtOpt, Format, FormatOpt, MemberArg, ProgramOpt, complete_tiers, db, default_program,
-                     program_option, reader, state, usage_error)
+from .common import (AllOpt, AsOfOpt, AtOpt, Format, FormatOpt, LimitOpt, MemberArg, ProgramOpt, complete_tiers, db,
+                     default_program, once, page_size, plural, program_option, reader, state, usage_error)
 
 PANEL = "Members"
 member_app = typer.Typer(help="Enroll, show and list members.", no_args_is_help=True)
@@ -112,9 +112,14 @@ def list_(
     program: Annotated[Optional[str], program_option("Only this program (default: the configured program, else all).")] = None,
     tier: Annotated[Optional[str], typer.Option("--tier", help="Only members in this tier.", autocompletion=complete_tiers, callback=parse.text("tier"))] = None,
     as_of: AsOfOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
 ):
-    """List members with their program, tier and balance.
+    """List members with their program, tier and balance, in member order.
+
+    On a terminal the table shows one screenful and says how many more there are (--all for
+    every row); the totals below it are those of the whole list.
 
     Example: loyaltyctl member list --program coffee --tier Gold
     """
@@ -122,9 +127,14 @@ def list_(
     from ..app import members
 
     database = reader(ctx)
-    rows = members.listing(database, default_program(program, database), tier, as_of)
+    code = default_program(program, database)
+    page = page_size(ctx, fmt, limit, every)
+    rows = members.listing(database, code, tier, as_of, first=page)
+    totals = once(lambda: members.listing_total(database, code, tier, as_of))
     render.table(rows, ["member_id", "name", "program", "tier", "balance", "joined_at"], fmt=fmt.value,
-                 numeric=["balance"], title="Members", empty="no members")
+                 numeric=["balance"], title="Members", empty="no members", limit=page, noun="members",
+                 count=lambda: totals()[0], summary=lambda: f"{totals()[0]:,} member{'' if totals()[0] == 1 else 's'}, "
+                                                          f"{totals()[1]:,} points in all")
 
 
 @member_app.command("update")
@@ -205,6 +215,8 @@ def history(
     member_id: MemberArg,
     program: ProgramOpt = None,
     as_of: AsOfOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
 ):
     """Every ledger entry and tier change of a member, with the rule, version and lots behind it.
@@ -222,7 +234,7 @@ def history(
         columns.append("recorded_at")
     render.table(rows, columns, fmt=fmt.value, numeric=["amount", "points", "running_total"],
                  title=f"History of {member_id}", headers={"running_total": "total", "program_version": "ver"},
-                 empty="no entries")
+                 empty="no entries", limit=page_size(ctx, fmt, limit, every), noun="entries", count=lambda: len(rows))
 
 
 def register(app: typer.Typer) -> None:

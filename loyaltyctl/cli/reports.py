@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import parse
-from .common import AsOfOpt, Format, FormatOpt, default_program, program_option, reader
+from .common import AllOpt, AsOfOpt, Format, FormatOpt, LimitOpt, default_program, once, page_size, program_option, reader
 
 PANEL = "Reports"
 report_app = typer.Typer(help="Program reports as tables, JSON or CSV.", no_args_is_help=True)
@@ -26,10 +26,20 @@ def _open(ctx: typer.Context, program: str | None):
     return database, default_program(program, database)
 
 
-def _out(report, fmt: Format, title: str, empty: str = "nothing to report") -> None:
+def _out(report, fmt: Format, title: str, empty: str = "nothing to report", *, limit: int | None = None,
+         totals=None, what: str = "points") -> None:
+    """Render a report; a long list gets `limit` rows, then how many more and its `totals`
+    (count, points: a query over the whole list, run only when needed)."""
     from .. import render
 
-    render.table(report.rows, report.columns, fmt=fmt.value, title=title, numeric=report.numeric, empty=empty)
+    if totals is None:
+        render.table(report.rows, report.columns, fmt=fmt.value, title=title, numeric=report.numeric, empty=empty,
+                     limit=limit)
+        return
+    totals = once(totals)
+    render.table(report.rows, report.columns, fmt=fmt.value, title=title, numeric=report.numeric, empty=empty,
+                 limit=limit, noun="members", count=lambda: totals()[0],
+                 summary=lambda: f"{totals()[0]:,} member{'' if totals()[0] == 1 else 's'}, {totals()[1]:,} {what}")
 
 
 @report_app.command("expiring")
@@ -40,6 +50,8 @@ def expiring(
                                             callback=parse.count)] = 1,
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
 ):
     """Members with points expiring soon, to re-engage them before they lose them.
@@ -50,13 +62,16 @@ def expiring(
 
     database, code = _open(ctx, program)
     _out(points.expiring(database, within, min_points, code, as_of), fmt, f"Points expiring within {within} days",
-         empty="no points expiring")
+         empty="no points expiring", limit=page_size(ctx, fmt, limit, every), what="points expiring",
+         totals=lambda: points.expiring_total(database, within, min_points, code, as_of))
 
 
 @report_app.command("balances")
 def balances(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", help="How many members.", callback=parse.count)] = 20,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="How many members.  [default: 20]",
+                                                 callback=parse.count, show_default=False)] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every member, largest balance first (streamed as read).")] = False,
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
     fmt: FormatOpt = Format.table,
@@ -65,10 +80,15 @@ def balances(
 
     Example: loyaltyctl report balances --limit 10
     """
+    from ..app import members
     from ..reports import points
 
     database, code = _open(ctx, program)
-    _out(points.balances(database, code, limit, as_of), fmt, "Top balances")
+    page = page_size(ctx, Format.json, limit, every) if limit is not None or every else 20
+    # one row more than shown, so the table can say whether there are more
+    report = points.balances(database, code, None if page is None else page + 1, as_of)
+    _out(report, fmt, "Top balances", limit=page, totals=lambda: members.listing_total(database, code, None, as_of),
+         what="points in all")
 
 
 SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Period start, included (ISO-8601).", callback=parse.moment)]
@@ -198,6 +218,8 @@ def at_risk(
                                         callback=parse.factor)] = "2",
     program: ReportProgramOpt = None,
     as_of: AsOfOpt = None,
+    limit: LimitOpt = None,
+    every: AllOpt = False,
     fmt: FormatOpt = Format.table,
 ):
     """Members to re-engage, largest balance at stake first.
@@ -211,7 +233,9 @@ def at_risk(
     from ..reports import activity
 
     database, code = _open(ctx, program)
-    _out(activity.at_risk(database, factor, code, as_of), fmt, "Members at risk", empty="no members at risk")
+    _out(activity.at_risk(database, factor, code, as_of), fmt, "Members at risk", empty="no members at risk",
+         limit=page_size(ctx, fmt, limit, every), what="points at stake",
+         totals=lambda: activity.at_risk_total(database, factor, code, as_of))
 
 
 @report_app.command("ticket")

@@ -62,6 +62,30 @@ _CHURN = ["period", "partial", "active", "previous_active", "retained", "lost", 
 
 
 
+def at_risk_total(db, factor: str = "2", program: str | None = None, as_of: str | None = None,
+                  within: int = 30, quiet_days: int = 60) -> tuple[int, int]:
+    """How many members `at_risk` lists and the sum of their balances (the points at stake)."""
+    num, den = parse_factor(factor).as_integer_ratio()
+    at = ts_or_now(as_of, "as_of")
+    return sql.at_risk_total(db, at, num, den, shift(at, within), shift(at, -quiet_days), program)
+
+
+def _risk_row(r, quiet_days: int) -> dict:
+    reasons = []
+    if r["lagging"]:
+        reasons.append("lagging rhythm")
+    if r["idle"]:
+        reasons.append(f"points expiring, idle {quiet_days}d")
+    median = None if r["median2"] is None else (Decimal(r["median2"]) / 2 / 86400).quantize(ONE_DP, rounding=ROUND_HALF_UP)
+    since_last = None
+    if r["since_s"] is not None:
+        since_last = (Decimal(r["since_s"]) / 86400).quantize(ONE_DP, rounding=ROUND_HALF_UP)
+    return {"member_id": r["member_id"], "name": r["name"], "email": r["email"], "program": r["program"],
+            "balance": r["balance"], "expiring": r["expiring"], "purchases": r["purchases"],
+            "last_purchase": r["last_purchase"], "days_since": since_last, "median_gap_days": median,
+            "reason": "; ".join(reasons)}
+
+
 def parse_factor(factor) -> Decimal:
     """--factor of at_risk: a positive number up to 1000 with at most 4 decimal places."""
     try:
@@ -84,22 +108,8 @@ def at_risk(db, factor: str = "2", program: str | None = None, as_of: str | None
     if program:
         require_program(db, program)
     at = ts_or_now(as_of, "as_of")
-    rows = []
-    for r in sql.at_risk(db, at, num, den, shift(at, within), shift(at, -quiet_days),
-                         program):
-        reasons = []
-        if r["lagging"]:
-            reasons.append("lagging rhythm")
-        if r["idle"]:
-            reasons.append(f"points expiring, idle {quiet_days}d")
-        median = None if r["median2"] is None else (Decimal(r["median2"]) / 2 / 86400).quantize(ONE_DP, rounding=ROUND_HALF_UP)
-        since_last = None
-        if r["since_s"] is not None:
-            since_last = (Decimal(r["since_s"]) / 86400).quantize(ONE_DP, rounding=ROUND_HALF_UP)
-        rows.append({"member_id": r["member_id"], "name": r["name"], "email": r["email"], "program": r["program"],
-                     "balance": r["balance"], "expiring": r["expiring"], "purchases": r["purchases"],
-                     "last_purchase": r["last_purchase"], "days_since": since_last, "median_gap_days": median,
-                     "reason": "; ".join(reasons)})
+    rows = (_risk_row(r, quiet_days) for r in sql.at_risk(db, at, num, den, shift(at, within), shift(at, -quiet_days),
+                                                          program))
     cols = ["member_id", "name", "email", "program", "balance", "expiring", "purchases", "last_purchase",
             "days_since", "median_gap_days", "reason"]
     return Report(cols, rows, ["balance", "expiring", "purchases", "days_since", "median_gap_days"])

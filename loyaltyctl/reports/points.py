@@ -13,24 +13,27 @@ from ..store.readers import require_program
 from .shape import Report, codes
 
 
-def balances(db, program: str | None = None, limit: int = 20, as_of: str | None = None) -> Report:
-    """Top members by balance."""
-    if limit <= 0:
+def balances(db, program: str | None = None, limit: int | None = 20, as_of: str | None = None) -> Report:
+    """Top members by balance (limit None: every member, largest balance first)."""
+    if limit is not None and limit <= 0:
         raise InputError(f"must be a positive number (got {limit})", field="limit")
     at = ts_or_now(as_of, "as_of")
     if program:
         require_program(db, program)
+    return Report(["member_id", "name", "program", "tier", "balance", "value", "currency"],
+                  _valued(db, sql.top_balances(db, at, program, limit)), ["balance", "value"])
+
+
+def _valued(db, rows):
     values: dict = {}
-    out = []
-    for r in sql.top_balances(db, at, program, limit):
+    for r in rows:
         code = r["program_code"]
         if code not in values:
             p = require_program(db, code)
             values[code] = (p.point_value, p.currency)
         pv, cur = values[code]
-        out.append({"member_id": r["member_id"], "name": r["name"], "program": code, "tier": r["tier"],
-                    "balance": r["balance"], "value": money(r["balance"] * pv, cur), "currency": cur})
-    return Report(["member_id", "name", "program", "tier", "balance", "value", "currency"], out, ["balance", "value"])
+        yield {"member_id": r["member_id"], "name": r["name"], "program": code, "tier": r["tier"],
+               "balance": r["balance"], "value": money(r["balance"] * pv, cur), "currency": cur}
 
 
 def expiring(db, within: int = 30, min_points: int = 1, program: str | None = None,
@@ -41,11 +44,18 @@ def expiring(db, within: int = 30, min_points: int = 1, program: str | None = No
     at = ts_or_now(as_of, "as_of")
     if program:
         require_program(db, program)
-    rows = [r | {"expires_on": r["first_expiry"][:10]}
-            for r in job_sql.expiring(db, at, shift(at, within), program, min_points)]
+    rows = (r | {"expires_on": r["first_expiry"][:10]}
+            for r in job_sql.expiring(db, at, shift(at, within), program, min_points))
     # name, email, points and expires_on are what a mail merge needs ("your 300 points expire on ...")
     return Report(["member_id", "name", "email", "program_code", "points", "lots", "first_expiry", "expires_on"], rows,
                   ["points", "lots"])
+
+
+def expiring_total(db, within: int = 30, min_points: int = 1, program: str | None = None,
+                   as_of: str | None = None) -> tuple[int, int]:
+    """How many members `expiring` lists and the points they have expiring (checked as it is)."""
+    at = ts_or_now(as_of, "as_of")
+    return job_sql.expiring_total(db, at, shift(at, within), program, min_points)
 
 
 @dataclass(frozen=True)

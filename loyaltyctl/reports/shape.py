@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Iterable
 
 from ..core.values import SCALE, ts_or_now
 from ..errors import InputError
@@ -24,7 +25,7 @@ class Report:
     """A report as data: the renderers (table, JSON, CSV) show the same rows and keys."""
 
     columns: list[str]
-    rows: list[dict]
+    rows: Iterable[dict]  # long lists: a generator over a cursor, to be read once
     numeric: list[str]
 
 

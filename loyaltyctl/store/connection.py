@@ -91,6 +91,15 @@ class Database:
     def all(self, sql: str, params=()) -> list:
         return self.conn.execute(sql, params).fetchall()
 
+    def stream(self, sql: str, params=()) -> Iterator:
+        """The rows of a query as the cursor yields them (long lists: never all in memory).
+        Other queries may run on the connection meanwhile (each has its own cursor)."""
+        cursor = self.conn.execute(sql, params)
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
+
     @contextmanager
     def write(self, *, foreign_keys: bool = True) -> Iterator["Database"]:
         """One transaction, taken with BEGIN IMMEDIATE so read-then-write is safe
@@ -188,7 +197,7 @@ class Database:
         finally:
             self.conn.execute("ROLLBACK")
 
-    def stream(self, sql: str, size: int) -> Iterator[list]:
+    def batches(self, sql: str, size: int) -> Iterator[list]:
         """The rows of a query in lists of at most `size` (bounded memory for any table)."""
         cur = self.conn.execute(sql)
         while rows := cur.fetchmany(size):

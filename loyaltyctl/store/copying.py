@@ -50,7 +50,7 @@ def columns(db, table: str) -> list[str]:
 def rows(db, table: str, names: list[str]):
     """The table's rows in batches, in id order where it has one (entries refer to earlier entries)."""
     order = " ORDER BY id" if "id" in names else ""
-    return db.stream(f'SELECT {", ".join(names)} FROM "{table}"{order}', BATCH)
+    return db.batches(f'SELECT {", ".join(names)} FROM "{table}"{order}', BATCH)
 
 
 def has_data(db) -> bool:

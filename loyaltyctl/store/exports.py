@@ -45,5 +45,5 @@ def member_rows(db: Database, program: str | None, as_of: str | None) -> Iterato
     return db.execute(sql + " ORDER BY n.member_id, n.program_code", params)
 
 
-def balance_rows(db: Database, program: str | None, as_of: str) -> list:
+def balance_rows(db: Database, program: str | None, as_of: str):
     return balances_at(db, as_of, program)

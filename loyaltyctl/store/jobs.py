@@ -210,7 +210,7 @@ def record_job(db: Database, job: str, program: str | None, as_of: str, summary:
     )
 
 
-def expiring(db: Database, t: str, until: str, program: str | None, min_points: int) -> list[dict]:
+def _expiring_sql(db: Database, program: str | None) -> str:
     """Members with points in lots expiring in (t, until], as they stand at t."""
     f = fragments(db.dialect)
     sql = f"""SELECT e.member_id, m.name, CASE WHEN m.erased_at IS NULL THEN m.email END AS email, e.program_code,
@@ -220,9 +220,21 @@ def expiring(db: Database, t: str, until: str, program: str | None, min_points: 
              WHERE l.remaining > 0 AND l.earned_at <= :t
                AND ((l.inactivity_days IS NULL AND l.expires_at > :t AND l.expires_at <= :until)
                     OR (l.inactivity_days IS NOT NULL AND {f.lot_expiry} > :t AND {f.lot_expiry} <= :until))"""
-    params: dict = {"t": t, "until": until, "min": min_points}
     if program:
         sql += " AND e.program_code = :program"
-        params["program"] = program
-    sql += " GROUP BY e.member_id, m.name, m.email, m.erased_at, e.program_code HAVING SUM(l.remaining) >= :min"
-    return [dict(r) for r in db.all(sql + " ORDER BY first_expiry, points DESC, e.member_id", params)]
+    return sql + " GROUP BY e.member_id, m.name, m.email, m.erased_at, e.program_code HAVING SUM(l.remaining) >= :min"
+
+
+def expiring(db: Database, t: str, until: str, program: str | None, min_points: int):
+    """Members with points in lots expiring in (t, until], as they stand at t, soonest first
+    (yielded as read)."""
+    params = {"t": t, "until": until, "min": min_points} | ({"program": program} if program else {})
+    sql = _expiring_sql(db, program) + " ORDER BY first_expiry, points DESC, e.member_id, e.program_code"
+    return (dict(r) for r in db.stream(sql, params))
+
+
+def expiring_total(db: Database, t: str, until: str, program: str | None, min_points: int) -> tuple[int, int]:
+    """How many rows `expiring` gives and the points they have expiring."""
+    params = {"t": t, "until": until, "min": min_points} | ({"program": program} if program else {})
+    row = db.one(f"SELECT count(*), COALESCE(SUM(x.points), 0) FROM ({_expiring_sql(db, program)}) x", params)
+    return int(row[0]), int(row[1])

@@ -235,39 +235,100 @@ def tier_changes_of(db: Database, enrollment_id: int, t: str | None) -> list[dic
 # --- all members at a moment ---------------------------------------------------------------------
 
 
-def balances_at(db: Database, t: str, program: str | None = None, tier: str | None = None) -> list[dict]:
-    """Every enrollment with its balance and tier as they stood at t, in one query."""
+def _balances_sql(db: Database, program: str | None, tier: str | None, scope: str = "") -> str:
+    """Enrollments joined by t with their balance and tier at t. With `scope` (a condition on
+    enrollments e), only those are computed, reading their lots by index: a page costs what its
+    members hold. Without, one pass over every lot (the cheapest way to list everyone)."""
     f = fragments(db.dialect)
+    where = "e.joined_at <= :t" + (" AND e.program_code = :program" if program else "") + scope
+    lots, entries = ("lots l", "entries x") if not scope else \
+        (f"page {f.d.cross_join()} lots l ON l.enrollment_id = page.id",
+         f"page {f.d.cross_join()} entries x ON x.enrollment_id = page.id")
     sql = f"""
-        WITH lot_at AS (
+        WITH page AS (
+            SELECT e.id FROM enrollments e WHERE {where}
+        ), lot_at AS (
             SELECT l.enrollment_id AS eid, l.points + COALESCE(SUM(m.points), 0) AS rem
-            FROM lots l LEFT JOIN lot_moves m ON m.lot_id = l.id AND m.effective_at <= :t
+            FROM {lots} LEFT JOIN lot_moves m ON m.lot_id = l.id AND m.effective_at <= :t
             WHERE l.earned_at <= :t AND {f.lot_alive}
             GROUP BY l.id, l.enrollment_id, l.points
         ), lot_sum AS (
             SELECT eid, SUM(rem) AS points FROM lot_at GROUP BY eid
         ), debt AS (
-            SELECT enrollment_id AS eid, SUM(uncovered) AS points FROM entries
-            WHERE uncovered <> 0 AND effective_at <= :t GROUP BY enrollment_id
-        ), tier_now AS (
-            SELECT e.id AS eid, {tier_at_sql('e.id')} AS tier FROM enrollments e
+            SELECT x.enrollment_id AS eid, SUM(x.uncovered) AS points FROM {entries}
+            WHERE x.uncovered <> 0 AND x.effective_at <= :t GROUP BY x.enrollment_id
+        ), listed AS (
+            SELECT e.id, e.member_id, e.program_code, m.name, e.joined_at, {tier_at_sql('e.id')} AS tier,
+                   COALESCE(ls.points, 0) + COALESCE(d.points, 0) AS balance
+            FROM page JOIN enrollments e ON e.id = page.id
+            JOIN members m ON m.member_id = e.member_id
+            LEFT JOIN lot_sum ls ON ls.eid = e.id
+            LEFT JOIN debt d ON d.eid = e.id
         )
-        SELECT e.id, e.member_id, e.program_code, m.name, e.joined_at, ta.tier,
-               COALESCE(ls.points, 0) + COALESCE(d.points, 0) AS balance
-        FROM enrollments e
-        JOIN members m ON m.member_id = e.member_id
-        LEFT JOIN lot_sum ls ON ls.eid = e.id
-        LEFT JOIN debt d ON d.eid = e.id
-        LEFT JOIN tier_now ta ON ta.eid = e.id
-        WHERE e.joined_at <= :t"""
-    params: dict = {"t": t}
+        SELECT * FROM listed""" + (" WHERE tier = :tier" if tier else "")
+    return sql
+
+
+def _everyone_sql(db: Database, program: str | None, tier: str | None) -> str:
+    """Every enrollment joined by t with its balance and tier at t, from the balance rows
+    (fragments.balance_rows: lots with points left and later moves, not every lot)."""
+    f = fragments(db.dialect)
+    sql = f"""
+        WITH balance AS (SELECT br.eid, SUM(br.points) AS points FROM ({f.balance_rows()}) br GROUP BY br.eid),
+        listed AS (
+            SELECT e.id, e.member_id, e.program_code, m.name, e.joined_at, {tier_at_sql('e.id')} AS tier,
+                   COALESCE(bl.points, 0) AS balance
+            FROM enrollments e JOIN members m ON m.member_id = e.member_id
+            LEFT JOIN balance bl ON bl.eid = e.id
+            WHERE e.joined_at <= :t""" + (" AND e.program_code = :program" if program else "") + """
+        )
+        SELECT * FROM listed""" + (" WHERE tier = :tier" if tier else "")
+    return sql
+
+
+def balances_at(db: Database, t: str, program: str | None = None, tier: str | None = None, *,
+                page: int | None = None):
+    """Every enrollment with its balance and tier as they stood at t, in member order, yielded
+    as read. page=None: one query over the whole ledger (cheapest in all). page=N: N
+    enrollments a query, so the first rows come at once whatever the ledger's size (for a
+    first screen; the caller stops reading when it has enough)."""
+    order = " ORDER BY member_id, program_code"
+    if page is None:
+        yield from (dict(r) for r in db.stream(_everyone_sql(db, program, tier) + order, _params(t, program, tier)))
+        return
+    after: tuple[str, str] | None = None
+    while keys := _page_keys(db, t, program, after, page):
+        page = min(page * 2, 5000)  # a filter by tier may keep few of a page: read more each time
+        scope = " AND (e.member_id < :bm OR (e.member_id = :bm AND e.program_code <= :bp))"
+        params = _params(t, program, tier) | {"bm": keys[-1][0], "bp": keys[-1][1]}
+        if after:
+            scope += " AND (e.member_id > :am OR (e.member_id = :am AND e.program_code > :ap))"
+            params |= {"am": after[0], "ap": after[1]}
+        yield from (dict(r) for r in db.all(_balances_sql(db, program, tier, scope) + order, params))
+        after = keys[-1]
+
+
+def _page_keys(db: Database, t: str, program: str | None, after: tuple[str, str] | None, n: int) -> list:
+    sql = "SELECT e.member_id, e.program_code FROM enrollments e WHERE e.joined_at <= :t"
+    params: dict = {"t": t, "n": n}
     if program:
         sql += " AND e.program_code = :program"
         params["program"] = program
-    if tier:
-        sql += " AND ta.tier = :tier"
-        params["tier"] = tier
-    return [dict(r) for r in db.all(sql + " ORDER BY e.member_id, e.program_code", params)]
+    if after:
+        sql += " AND (e.member_id > :am OR (e.member_id = :am AND e.program_code > :ap))"
+        params |= {"am": after[0], "ap": after[1]}
+    return [tuple(r) for r in db.all(sql + " ORDER BY e.member_id, e.program_code LIMIT :n", params)]
+
+
+def balances_total(db: Database, t: str, program: str | None = None, tier: str | None = None) -> tuple[int, int]:
+    """How many enrollments `balances_at` lists and the sum of their balances (one query)."""
+    row = db.one(f"SELECT count(*), COALESCE(SUM(b.balance), 0) FROM ({_everyone_sql(db, program, tier)}) b",
+                 _params(t, program, tier))
+    return int(row[0]), int(row[1])
+
+
+def _params(t: str, program: str | None, tier: str | None) -> dict:
+    return {"t": t} | ({"program": program} if program else {}) | ({"tier": tier} if tier else {})
 
 
 def erase(db: Database, member_id: str, marker: str, at: str) -> int:

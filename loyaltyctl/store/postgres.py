@@ -8,6 +8,7 @@ and the whole enrollments table for jobs and program changes. Ids come from sequ
 
 from __future__ import annotations
 
+import itertools
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Iterator
@@ -69,6 +70,7 @@ def _numeric_loader():
 
 # Fewer rows than this go in with one INSERT each (pipelined); COPY's set-up costs more.
 COPY_FROM = 32
+_STREAMS = itertools.count(1)
 
 
 class PgDatabase:
@@ -120,6 +122,18 @@ class PgDatabase:
 
     def all(self, sql: str, params=()) -> list:
         return self.execute(sql, params).fetchall()
+
+    def stream(self, sql: str, params=(), size: int = 2000) -> Iterator:
+        """The rows of a query through a server-side cursor, `size` at a time (long lists:
+        never all in memory). WITH HOLD, as the connection is in autocommit mode; other
+        queries may run on the connection between fetches."""
+        cursor = self.conn.cursor(name=f"loyaltyctl_stream_{next(_STREAMS)}", withhold=True)
+        try:
+            _errors(self, lambda: cursor.execute(to_pyformat(sql), params or None))
+            while rows := cursor.fetchmany(size):
+                yield from rows
+        finally:
+            cursor.close()
 
     @contextmanager
     def write(self, *, foreign_keys: bool = True) -> Iterator["PgDatabase"]:
@@ -180,7 +194,7 @@ class PgDatabase:
         finally:
             self._rollback()
 
-    def stream(self, sql: str, size: int) -> Iterator[list]:
+    def batches(self, sql: str, size: int) -> Iterator[list]:
         """The rows of a query in lists of at most `size`, through a server-side cursor (inside
         snapshot() or write()), so memory stays bounded for any table."""
         cur = self.conn.cursor(name="loyaltyctl_stream")

@@ -49,10 +49,11 @@ def _balances(db: Database, program: str | None) -> str:
     return f"balance AS (SELECT br.eid, SUM(br.points) AS points FROM ({_balance_rows(db, program)}) br GROUP BY br.eid)"
 
 
-def top_balances(db: Database, t: str, program: str | None, top: int) -> list[dict]:
-    """The `top` largest balances at :t (ties by member and program) of enrollments joined by
-    :t, with the member's name and the tier at :t (members.balances_at's figures)."""
-    params: dict = {"t": t, "top": top}
+def top_balances(db: Database, t: str, program: str | None, top: int | None):
+    """The `top` largest balances at :t (None: all; ties by member and program) of enrollments
+    joined by :t, with the member's name and the tier at :t (members.balances_at's figures),
+    yielded as read."""
+    params: dict = {"t": t} | ({"top": top} if top is not None else {})
     scope = _program_scope(params, program, "AND e.program_code = :program")
     sql = f"""
         WITH {_balances(db, program)}
@@ -60,10 +61,10 @@ def top_balances(db: Database, t: str, program: str | None, top: int) -> list[di
         FROM (SELECT e.id, e.member_id, e.program_code, e.joined_at, COALESCE(bl.points, 0) AS balance
               FROM enrollments e LEFT JOIN balance bl ON bl.eid = e.id
               WHERE e.joined_at <= :t {scope}
-              ORDER BY balance DESC, e.member_id, e.program_code LIMIT :top) b
+              ORDER BY balance DESC, e.member_id, e.program_code {"LIMIT :top" if top is not None else ""}) b
         JOIN members m ON m.member_id = b.member_id
         ORDER BY b.balance DESC, b.member_id, b.program_code"""
-    return [dict(r) for r in db.all(sql, params)]
+    return (dict(r) for r in db.stream(sql, params))
 
 
 def tier_stats(db: Database, program: str, t: str, start: str, basis: str, levels: list[tuple[str, int | None]]) -> list:
@@ -286,7 +287,21 @@ def _lot_points_expiring(db: Database, scope: str) -> str:
         WHERE m.effective_at > :t AND l.earned_at <= :t AND {in_window} {scope}"""
 
 
-def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, program: str | None) -> list:
+def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, program: str | None):
+    """The rows of `_at_risk` (below), largest balance first, yielded as read."""
+    sql, params = _at_risk(db, t, num, den, soon, quiet, program)
+    return (dict(r) for r in db.stream(sql + " ORDER BY r.balance DESC, r.member_id, r.program", params))
+
+
+def at_risk_total(db: Database, t: str, num: int, den: int, soon: str, quiet: str,
+                  program: str | None) -> tuple[int, int]:
+    """How many rows `at_risk` gives and the sum of their balances (the points at stake)."""
+    sql, params = _at_risk(db, t, num, den, soon, quiet, program)
+    row = db.one(f"SELECT count(*), COALESCE(SUM(r.balance), 0) FROM ({sql}) r", params)
+    return int(row[0]), int(row[1])
+
+
+def _at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, program: str | None):
     """Enrollments at :t whose time since their last purchase exceeds num/den times their median
     gap between purchases (at least 3 purchases), or with points expiring in (t, soon] and no
     earn or redeem activity in (quiet, t]; with their balance at :t and the seconds from their
@@ -360,8 +375,8 @@ def at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pro
                CASE WHEN i.eid IS NOT NULL THEN 1 ELSE 0 END AS idle
         FROM bal b JOIN enrollments e ON e.id = b.eid JOIN members m ON m.member_id = e.member_id
         LEFT JOIN lagging lg ON lg.eid = b.eid LEFT JOIN idle i ON i.eid = b.eid
-        ) r ORDER BY r.balance DESC, r.member_id, r.program"""
-    return [dict(r) for r in db.all(sql, params)]
+        ) r"""
+    return sql, params
 
 
 # --- average ticket -----------------------------------------------------------------------------
