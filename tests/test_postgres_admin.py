@@ -76,6 +76,9 @@ def test_db_copy_round_trip_sqlite_postgresql_sqlite(tmp_path, pg_schema):
     assert (tmp_path / "first.db").read_bytes() == source_bytes  # the source is only read
     pg = Cli(pg_schema.url)
     assert _views(pg) == before
+    # the copy's statistics are gathered at once: reports are planned with them from the start
+    assert pg.sql("""SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = current_schema()
+                     AND relname IN ('entries', 'lots', 'enrollments') AND last_analyze IS NOT NULL""") == [(3,)]
     out = first("db", "copy", pg_schema.url, str(tmp_path / "back.db")).stdout
     assert out.startswith(f"copied {pg_schema.url} to {tmp_path / 'back.db'}: 7 entries, 2 members, ") and "verified" in out
     back = Cli(tmp_path / "back.db")

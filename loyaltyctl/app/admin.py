@@ -329,7 +329,10 @@ def _copy_into(src, target: str) -> dict:
         if created:
             _remove(target)
         raise
-    dst.close()
+    try:
+        copying.gather_statistics(dst)
+    finally:
+        dst.close()
     return {"source": src.path, "target": dst.path, "rows": copied, "verified": True} | {
         k: result[k] for k in ("entries", "members", "lots")}
 

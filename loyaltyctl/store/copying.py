@@ -75,6 +75,14 @@ def advance_ids(db) -> None:
                        (sequence,))
 
 
+def gather_statistics(db) -> None:
+    """PostgreSQL: ANALYZE the copied tables now rather than when autovacuum gets to them, so
+    the first reports are planned with statistics (without them, `report at-risk` on 1M
+    entries took 128 s instead of 8 s). SQLite: nothing; loyaltyctl never gathers them there."""
+    if db.dialect.name == "postgresql":
+        db.execute("ANALYZE")
+
+
 def same_database(a, b) -> bool:
     """Are two PostgreSQL connections on the same server and database? An advisory lock one
     takes is visible to the other only then (advisory locks are per database)."""

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from loyaltyctl.app import programs  # noqa: E402
 from loyaltyctl.reports import activity, nps, points, revenue, tiers  # noqa: E402
 from loyaltyctl.store.connection import open_db  # noqa: E402
+from loyaltyctl.store.derived import gaps_sql  # noqa: E402
 
 AS_OF = "2027-01-01T00:00:00Z"
 FMT = "%Y-%m-%dT%H:%M:%SZ"
@@ -110,6 +111,11 @@ def build(path: str, rows: int) -> None:
                 SELECT 'N' || k, printf('M%07d', k % :m + 1), 'coffee', 'ACC' || ((k % :m + 1) % 500),
                        (k * 31) % 11, CASE WHEN k % 5 = 0 THEN 'comment ' || k END, '{{}}', {WHEN},
                        '2025-01-01T00:00:00Z' FROM n""", p)
+    with db.write():  # what the writers derive from rows they write: tier caches, purchase gaps
+        db.execute("""UPDATE enrollments SET tier = (SELECT t.tier FROM tier_changes t
+                                                     WHERE t.enrollment_id = enrollments.id
+                                                     ORDER BY t.effective_at DESC, t.id DESC LIMIT 1)""")
+        db.execute(f"INSERT INTO purchase_gaps (enrollment_id, gap, entry_id, at_s) {gaps_sql(db.dialect.epoch)}")
     with db.write():  # rows written behind the store's back: move its id sequences past them
         for table in ("entries", "lots", "enrollments"):
             db.execute(f"UPDATE sequences SET next_id = (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}) WHERE name = ?",
