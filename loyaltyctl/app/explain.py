@@ -4,8 +4,6 @@ effect of a changed program definition before it is applied (`program plan`)."""
 from __future__ import annotations
 
 import json
-from collections import Counter
-from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from ..core import rules

@@ -15,8 +15,8 @@ from ..store import jobs as sql
 from ..store import members as member_store
 from ..store import programs as program_store
 from ..store.connection import Database
-from .ledger import program as program_of
-from .ledger import resolve
+from .lookup import program as program_of
+from .lookup import resolve
 from .members import qualifying
 
 

@@ -6,44 +6,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 
 from ..core import engine, rules
-from ..core.program import Program, unknown_program
 from ..core.records import (
-    NEVER, Adjust, AnonymousSale, Enrollment, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
+    NEVER, Adjust, AnonymousSale, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
 )
 from ..core.values import money, now_ts, optional_text, parse_key, tag_list, text, ts_or_now
-from ..errors import Conflict, InputError, NotFound
+from ..errors import Conflict, InputError
 from ..store import members as member_store
-from ..store import programs as program_store
 from ..store import readers, writers
 from ..store.connection import Database, transaction
-
-def program(db: Database, code: str) -> Program:
-    """The current version of a program."""
-    return readers.require_program(db, code)
-
-
-def resolve(db: Database, member_id: str, code: str | None) -> tuple[Enrollment, Program]:
-    """The member's enrollment in the named program, or in their only program."""
-    if code:
-        p = program(db, code)
-        enr = member_store.enrollment(db, member_id, code)
-        if enr is None:
-            if member_store.member(db, member_id) is None:
-                raise NotFound(f"unknown member {member_id!r}")
-            raise NotFound(f"member {member_id!r} is not enrolled in program {code!r}")
-        return enr, p
-    mine = member_store.enrollments_of(db, member_id)
-    if not mine:
-        raise NotFound(f"unknown member {member_id!r}")
-    if len(mine) > 1:
-        codes = ", ".join(e.program for e in mine)
-        raise InputError(f"member {member_id!r} is in several programs ({codes}); choose one with --program")
-    return mine[0], program(db, mine[0].program)
-
+from .lookup import program, resolve  # noqa: F401  (ledger.program / ledger.resolve for callers)
 
 def txn_id(txn: str | None, prefix: str) -> str:
     """The operator's idempotency key, or a fresh one (as secrets.token_hex(6), without importing secrets)."""

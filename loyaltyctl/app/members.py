@@ -13,7 +13,7 @@ from ..core.values import from_e4, money, optional_text, shift, ts_or_now
 from ..errors import InputError, NotFound
 from ..store import members as store
 from ..store.connection import Database
-from .ledger import program, resolve
+from .lookup import program, resolve
 
 
 def show(db: Database, member_id: str, program_code: str | None = None, as_of: str | None = None) -> list[dict]:

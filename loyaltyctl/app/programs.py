@@ -8,7 +8,7 @@ from ..core.program import Program
 from ..core.values import money, now_ts
 from ..store import programs as store
 from ..store.connection import Database
-from .ledger import program
+from .lookup import program
 
 
 def validate(paths: list[str]) -> tuple[list[dict], list[str]]:

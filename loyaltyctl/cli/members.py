@@ -8,7 +8,7 @@ import typer
 
 from . import parse
 from .common import (AllOpt, AsOfOpt, AtOpt, Format, FormatOpt, LimitOpt, MemberArg, ProgramOpt, complete_tiers, db,
-                     default_program, once, page_size, plural, program_option, reader, state, usage_error)
+                     default_program, once, page_size, program_option, reader, state, usage_error)
 
 PANEL = "Members"
 member_app = typer.Typer(help="Enroll, show and list members.", no_args_is_help=True)

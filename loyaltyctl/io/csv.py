@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import re
 import sys
 from dataclasses import dataclass
 from typing import Callable, Iterator

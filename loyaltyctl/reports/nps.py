@@ -12,6 +12,7 @@ from ..core.values import shift, ts_or_now
 from ..errors import InputError
 from ..store import nps as sql
 from ..store import programs as program_store
+from ..store.connection import Database
 from ..store.readers import require_program
 from .shape import ONE_DP, Report
 

@@ -3,7 +3,7 @@ and how many are within 10% of the next threshold (the goal-gradient opportunity
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from ..core.values import SCALE, money, shift, ts_or_now
 from ..store import programs as program_store

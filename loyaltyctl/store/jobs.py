@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .connection import Database
-from .fragments import fragments, qualifying_kinds, qualifying_value, tier_at
+from .fragments import fragments, qualifying_kinds, qualifying_value
 from .writers import reserve
 
 

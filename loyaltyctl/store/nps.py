@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .connection import Database
-from .fragments import tier_at
 
 
 def _program(sql: str, params: dict, program: str | None, column: str) -> str:

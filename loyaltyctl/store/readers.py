@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..core.program import Program, unknown_program
 from ..core.records import (
-    AnonymousSale, Adjust, Book, Enrollment, Entry, Event, Join, Lot, MemberState, Payment, Prior, Purchase,
+    Adjust, Book, Enrollment, Entry, Event, Join, Lot, MemberState, Payment, Prior, Purchase,
     PurchaseLine, Qualifying, Redeem, Ref, Refund, TierChange,
 )
 from ..core.values import shift
