@@ -261,13 +261,16 @@ def _print_table(rows: Iterator[dict], columns: Sequence[str], *, title, headers
         return 0
     labels = [headers.get(c, c.replace("_", " ")) for c in columns]
     layout = Layout(columns, labels, numeric, first, width())
-    if layout.dropped and len(first) < SAMPLE:  # a short table too wide: one block per row, all fields
-        for n, cells in enumerate(first):
-            if title and not n:
+    too_wide = width() is not None and layout.total() > width()  # nothing left to wrap or leave out
+    if too_wide or (layout.dropped and len(first) < SAMPLE):  # one block per row, every field whole
+        shown = 0
+        for cells in chain(first, ([_cell(r.get(c)) for c in columns] for r in rows)):
+            if title and not shown:
                 print(_bold(printable(title)))
             print()
             record(dict(zip(labels, cells)))
-        return len(first)
+            shown += 1
+        return shown
     if layout.dropped:
         print(f"note: {', '.join(layout.dropped)} left out to fit {width()} columns (a wider terminal, or "
               "--format csv, shows them)", file=sys.stderr)
@@ -324,16 +327,21 @@ def message(text: str, *, fmt: str = "table") -> None:
         print(text)
 
 
-def bar_chart(pairs: Sequence[tuple[str, float | int | Decimal | None]], *, title: str | None = None, width: int = 40) -> None:
-    """A small horizontal bar chart in the terminal (for distributions and trends)."""
+def bar_chart(pairs: Sequence[tuple[str, float | int | Decimal | None]], *, title: str | None = None,
+              bars: int = 40) -> None:
+    """A small horizontal bar chart in the terminal (for distributions and trends); the bars
+    shrink to fit the terminal, the labels and numbers never do."""
     values = [abs(float(v)) for _, v in pairs if v is not None]
     top = max(values) if values else 0
     labels = [printable(str(label)) for label, _ in pairs]
     numbers = ["" if v is None else str(v) for _, v in pairs]
     size, digits = max(map(len, labels), default=0), max(map(len, numbers), default=0)
+    room = width()
+    if room is not None:
+        bars = max(min(bars, room - size - digits - 5), 1)
     if title:
         print(_bold(printable(title)))
     for label, number, (_, value) in zip(labels, numbers, pairs):
-        n = 0 if value is None or not top else round(abs(float(value)) / top * width)
+        n = 0 if value is None or not top else round(abs(float(value)) / top * bars)
         bar = ("-" if value is not None and float(value) < 0 else "") + "█" * n
         print(f"{label.ljust(size)}  {number.rjust(digits)}  {bar}".rstrip())
