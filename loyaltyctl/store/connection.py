@@ -78,8 +78,7 @@ class Database:
 
     def insert(self, table: str, columns: tuple[str, ...], rows) -> None:
         """Append rows to a table (PostgreSQL streams a large batch with COPY)."""
-        self.conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                              rows)
+        self.load(table, list(columns), [rows])
 
     def one(self, sql: str, params=()):
         return self.conn.execute(sql, params).fetchone()

@@ -107,11 +107,7 @@ class PgDatabase:
             self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                              rows)
             return
-        def run():
-            with self.conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        _errors(self, run)
+        _errors(self, lambda: self._copy(table, columns, [rows]))
 
     def one(self, sql: str, params=()):
         return self.execute(sql, params).fetchone()
@@ -211,16 +207,20 @@ class PgDatabase:
         later in the same table (entries.ref_entry_id) load in any order."""
         import psycopg
 
-        count = 0
         try:
-            with self.conn.cursor() as cur:
-                with cur.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
-                    for rows in batches:
-                        for row in rows:
-                            copy.write_row(row)
-                        count += len(rows)
+            return self._copy(table, columns, batches)
         except psycopg.Error as exc:
             raise DatabaseError(f"copying {table} into {self.path}: {' '.join(str(exc).split())}") from None
+
+    def _copy(self, table: str, columns, batches) -> int:
+        """One COPY ... FROM STDIN of every row of `batches`; returns how many."""
+        count = 0
+        with self.conn.cursor() as cur:
+            with cur.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
+                for rows in batches:
+                    for row in rows:
+                        copy.write_row(row)
+                    count += len(rows)
         return count
 
     def lock_all(self) -> None:
