@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands import CASES, fill, leaves, ledger
-from conftest import Cli
+from conftest import PROGRAMS, Cli
 
 SETTINGS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 12)), deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -77,9 +77,13 @@ def test_any_option_values_end_cleanly(template, name, data):
     try:
         for f in template.iterdir():
             shutil.copy(f, work / f.name)
+        # The example programs as copies: a drawn `backup {coffee} --force` or `export -o
+        # {programs} --force` may write over them, and must never reach the checkout's files.
+        shutil.copytree(PROGRAMS, work / "programs")
         os.chdir(work)
         c = Cli(work / "ledger.db")
-        args = fill(_call(name, data), db=c.db, dir=work, foreign=work / "missing.db")
+        args = fill(_call(name, data), db=c.db, dir=work, foreign=work / "missing.db",
+                    programs=work / "programs", coffee=work / "programs" / "coffee.yaml")
         before = _journal(c.db)
         result = c(*args, ok=None)  # a traceback re-raises here and fails the test
         assert result.exit_code in (0, 1, 2), (args[:6], result.exit_code, result.stderr[-500:])
