@@ -67,7 +67,7 @@ def _version(value: bool):
 
 def root(
     ctx: typer.Context,
-    db: Annotated[Optional[str], typer.Option("--db", help="Database file (else $LOYALTYCTL_DB, loyaltyctl.toml, ./loyalty.db).",
+    db: Annotated[Optional[str], typer.Option("--db", help="Database: a SQLite file or a postgresql:// URL (else $LOYALTYCTL_DB, loyaltyctl.toml, ./loyalty.db).",
                                               show_default=False)] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ):
