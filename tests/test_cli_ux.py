@@ -212,6 +212,24 @@ def test_fast_path_runs_the_same_commands_as_the_full_app(tmp_path):
 # --- configuration ----------------------------------------------------------------------
 
 
+def test_narrowed_app_gives_the_full_apps_help_and_usage_errors():
+    """main() builds only the command (or group subcommand) named; every help page and
+    usage error it prints must be the full app's, word for word."""
+    from loyaltyctl import cli
+
+    runner = CliRunner()
+    argvs = [["--help"], ["-h"], ["--db", "x.db", "--help"], ["member", "shw", "M1"], ["member", "show"],
+             ["member", "show", "M1", "--bogus"], ["earn", "--amount", "x"], ["db", "--help"], ["nope"]]
+    argvs += [[*path.split(), "--help"] for path, _ in leaves()]
+    argvs += [[group, "--help"] for group in ("member", "program", "report", "nps", "tiers", "import", "db")]
+    for argv in argvs:
+        narrowed = cli._only(app, argv)
+        whole = runner.invoke(app, argv, terminal_width=80)
+        part = runner.invoke(narrowed, argv, terminal_width=80)
+        assert (part.exit_code, part.output) == (whole.exit_code, whole.output), argv
+    assert len(typer.main.get_command(cli._only(app, ["member", "show", "M1"])).commands["member"].commands) == 1
+
+
 def test_database_flag_beats_environment_beats_file(tmp_path):
     (tmp_path / "loyaltyctl.toml").write_text('db = "from-file.db"\n')
     assert run(["init"], tmp_path).returncode == 0

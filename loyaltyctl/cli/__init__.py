@@ -22,7 +22,8 @@ MODULES = {"member": "members", "history": "members",
            "earn": "transactions", "redeem": "transactions", "refund": "transactions", "adjust": "transactions",
            "explain": "transactions", "program": "programs", "import": "batch", "export": "batch",
            "expire": "jobs", "tiers": "jobs", "report": "reports", "nps": "nps",
-           "init": "admin", "demo": "admin", "verify": "admin", "backup": "admin", "restore": "admin"}
+           "init": "admin", "demo": "admin", "verify": "admin", "backup": "admin", "restore": "admin",
+           "db": "admin"}
 ORDER = ("members", "transactions", "programs", "batch", "jobs", "reports", "nps", "admin")
 
 
@@ -106,33 +107,38 @@ def _command_name(argv: list[str]) -> str | None:
 
 
 def _only(full: typer.Typer, argv: list[str]) -> typer.Typer:
-    """The app with only the command group the arguments name (start-up time).
+    """The app with only the command (or group subcommand) the arguments name (start-up time).
 
     Typer builds the click tree of every command before running one; this builds
     the one that runs. Help, errors and behaviour are those of the full app: with
-    no recognisable command name, or an unknown one, the full app runs."""
+    no recognisable command name, or an unknown one, the full app runs; the root's
+    own help lists every command without building their options."""
     from typer.main import get_command_name
 
-    name, i = None, 0
-    while i < len(argv):
+    names, i = [], 0
+    while i < len(argv) and len(names) < 2:
         arg = argv[i]
-        if arg == "--db":
+        if arg == "--db" and not names:
             i += 2
             continue
         if arg.startswith("-"):
-            if arg in ("-h", "--help"):
-                return full
+            if arg in ("-h", "--help") and not names:
+                return _with(full, full.registered_commands, [_group(g, []) for g in full.registered_groups])
             i += 1
             continue
-        name = arg
-        break
-    if name is None:
+        names.append(arg)
+        i += 1
+    if not names:
         return full if "--version" not in argv else _with(full, [], [])
-    commands = [c for c in full.registered_commands
-                if (c.name or get_command_name(c.callback.__name__)) == name]
-    groups = [g for g in full.registered_groups if g.name == name]
+    commands = [c for c in full.registered_commands if (c.name or get_command_name(c.callback.__name__)) == names[0]]
+    groups = [g for g in full.registered_groups if g.name == names[0]]
     if not commands and not groups:
         return full
+    if groups and len(names) > 1:
+        subcommands = [c for c in groups[0].typer_instance.registered_commands
+                       if (c.name or get_command_name(c.callback.__name__)) == names[1]]
+        if subcommands:
+            groups = [_group(groups[0], subcommands)]
     return _with(full, commands, groups)
 
 
@@ -141,4 +147,13 @@ def _with(full: typer.Typer, commands: list, groups: list) -> typer.Typer:
 
     part = copy.copy(full)
     part.registered_commands, part.registered_groups = commands, groups
+    return part
+
+
+def _group(info, commands: list):
+    """A copy of a group's registration holding only these commands (and no subgroups)."""
+    import copy
+
+    part = copy.copy(info)
+    part.typer_instance = _with(info.typer_instance, commands, [])
     return part
