@@ -21,7 +21,7 @@ from itertools import islice
 from typing import Callable
 
 from ..core import engine, rules
-from ..core.records import Join, Posting, Reject
+from ..core.commands import Join, Posting, Reject
 from ..core.values import now_ts
 from ..errors import Conflict, DatabaseError, InputError, LoyaltyError
 from ..io import csv as source_csv
@@ -35,7 +35,7 @@ from ..store import members as member_store
 from ..store import readers, writers
 from ..errors import Retry
 from ..store.connection import ATTEMPTS, Database
-from ..store.readers import require_program
+from ..store.programs import require_program
 
 CACHE_MIB = 64  # page cache of a transactions import (peak RSS stays under 200 MB; see README)
 CHECKPOINT_PAGES = 50_000  # WAL checkpoint interval of a transactions import, in 4 KiB pages

@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from ..core.records import Discount
+from ..core.commands import Discount
 from ..core.values import fmt_ts, now
 from ..errors import LoyaltyError
 from ..store.connection import Database
@@ -65,7 +65,7 @@ BASKET_TXN = "DEMO-BASKET-1"
 def _basket(db: Database, today) -> None:
     """A café basket, so `loyaltyctl explain DEMO-BASKET-1` shows points per line: two lattes
     and a croissant (a pastry, double points), with 0.50 off the order."""
-    from ..core.records import Line
+    from ..core.commands import Line
 
     ledger.enroll(db, "B0001", "coffee", name="Barbara B.", email="b0001@example.com",
                   at=fmt_ts(today - timedelta(days=30)))

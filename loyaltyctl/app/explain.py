@@ -183,7 +183,7 @@ def _pending_expiry(db: Database, txn_id: str) -> dict:
     lines = [f"expiry not recorded yet: lot {lot['id']} ({lot['points']} points earned by {lot['txn_id']} at "
              f"{lot['earned_at']}) expired at {pending.expires_at} ({cause}) with {pending.points} points unused",
              "balances already leave them out; `loyaltyctl expire` records this entry, dated at the expiry"]
-    version = readers.require_program(db, enr.program).version  # the version the job records it under
+    version = program_store.require_program(db, enr.program).version  # the version the job records it under
     return {"txn_id": txn_id, "member_id": enr.member_id, "program": enr.program, "program_version": version,
             "kind": "expire", "status": "pending", "rule": pending.rule, "points": -pending.points,
             "effective_at": pending.expires_at, "recorded_at": None,

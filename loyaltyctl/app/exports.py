@@ -10,7 +10,7 @@ from ..core.values import from_e4, money, ts_or_now
 from ..errors import InputError
 from ..store import exports as sql
 from ..store.connection import Database
-from ..store.readers import require_program
+from ..store.programs import require_program
 
 WHAT = ("ledger", "members", "balances")
 

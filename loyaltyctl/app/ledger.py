@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 from ..core import engine, rules
-from ..core.records import (
+from ..core.commands import (
     NEVER, Adjust, AnonymousSale, Event, Join, Opening, Posting, Purchase, Redeem, Refund, Reject,
 )
 from ..core.values import money, now_ts, optional_text, parse_key, tag_list, text, ts_or_now
@@ -129,7 +129,7 @@ class Order:
 
     def basket_of(self):
         from ..io.baskets import read_basket, with_discounts
-        from ..core.records import Basket
+        from ..core.commands import Basket
 
         if self.lines and self.basket:
             raise InputError("give lines with --line or with --basket, not both", field="basket")

@@ -8,13 +8,13 @@ from ..core.program import Program
 from ..core.records import Enrollment
 from ..errors import InputError, NotFound
 from ..store import members as member_store
-from ..store import readers
+from ..store import programs as program_store
 from ..store.connection import Database
 
 
 def program(db: Database, code: str) -> Program:
     """The current version of a program."""
-    return readers.require_program(db, code)
+    return program_store.require_program(db, code)
 
 
 def resolve(db: Database, member_id: str, code: str | None) -> tuple[Enrollment, Program]:

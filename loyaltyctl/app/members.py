@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Iterator
 
 from ..core.program import Program
-from ..core import rules
 from ..core.values import from_e4, money, optional_text, shift, ts_or_now
 from ..errors import InputError, NotFound
 from ..store import members as store
@@ -144,6 +143,8 @@ def rule_label(e) -> str:
 def _purchase_why(e) -> str:
     """A purchase's arithmetic when it earned amount x rate x multiplier; else (lines, a visit
     bonus, points paid, --no-points) where to see how."""
+    from ..core import rules  # history only: `member show` starts without the rules
+
     label = f"partner {e['partner']}" if e["partner"] else "spend"
     tier = f" ({e['tier']})" if e["tier"] else ""
     amount, rate, mult = from_e4(e["amount_e4"]), Decimal(e["rate"]), Decimal(e["multiplier"])

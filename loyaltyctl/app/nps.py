@@ -11,7 +11,7 @@ from ..errors import Conflict, InputError, NotFound
 from ..store import members as member_store
 from ..store import nps as sql
 from ..store.connection import Database
-from ..store.readers import require_program
+from ..store.programs import require_program
 
 def parse_score(value) -> int:
     text = str(value).strip()

@@ -16,10 +16,8 @@ from decimal import Decimal
 from ..errors import Conflict, InputError, LoyaltyError, NotFound
 from . import rules
 from .program import Rule, unknown_program
-from .records import (
-    Adjust, AnonymousSale, Book, Entry, Enrollment, Event, Join, Lot, MemberState, Move, Opening, Payment, Posting,
-    NEVER, Prior, Purchase, Qualifying, Redeem, Ref, Refund, Reject, Sale, TierChange,
-)
+from .commands import Adjust, AnonymousSale, Event, Join, Opening, NEVER, Posting, Purchase, Redeem, Refund, Reject
+from .records import Book, Entry, Enrollment, Lot, MemberState, Move, Payment, Prior, Qualifying, Ref, Sale, TierChange
 from .values import check_precision, from_e4, money, not_future, num, to_e4
 
 # The expire job names its entries expire-<lot id>: an operator's id may not.

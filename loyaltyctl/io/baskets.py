@@ -8,7 +8,7 @@ import json
 import re
 from decimal import Decimal
 
-from ..core.records import Basket, Discount, Line
+from ..core.commands import Basket, Discount, Line
 from ..core.values import parse_amount
 from ..errors import InputError
 

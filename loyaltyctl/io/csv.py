@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from ..core.engine import check_txn
-from ..core.records import NEVER, AnonymousSale, Adjust, Event, Join, Opening, Purchase, Redeem, Refund
+from ..core.commands import NEVER, AnonymousSale, Adjust, Event, Join, Opening, Purchase, Redeem, Refund
 from ..core.rules import basket_total
 from ..core.values import CONTROL, parse_amount, parse_points, printable, tag_list, text, ts_or_now
 from ..errors import InputError, LoyaltyError, NotFound
@@ -337,7 +337,7 @@ def _basket(row: dict, txn: str, files: dict | None):
 
 
 def _file_basket(rows: list[tuple[str, dict]]):
-    from ..core.records import Basket, Line
+    from ..core.commands import Basket, Line
 
     lines = []
     for where, r in rows:

@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from ..core.values import now_ts, shift, ts_or_now
 from ..errors import InputError
 from ..store import reports as sql
-from ..store.readers import require_program
+from ..store.programs import require_program
 from .shape import ONE_DP, Report, pct, span
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..core import rules
 from ..store import reports as sql
-from ..store.readers import require_program
+from ..store.programs import require_program
 from .shape import Report, codes, span
 
 COLUMNS = ["member_id", "name", "email", "program", "kind", "milestone", "previous", "reached_at"]

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..store import nps as sql
 from ..store import programs as program_store
 from ..store.connection import Database
-from ..store.readers import require_program
+from ..store.programs import require_program
 from .shape import ONE_DP, Report
 
 BY = ("program", "tier", "account", "month")

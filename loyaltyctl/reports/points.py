@@ -9,7 +9,7 @@ from ..core.values import money, shift, ts_or_now
 from ..errors import InputError
 from ..store import jobs as job_sql
 from ..store import reports as sql
-from ..store.readers import require_program
+from ..store.programs import require_program
 from .shape import Report, codes
 
 

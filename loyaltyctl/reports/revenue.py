@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from ..core.values import parse_amount, to_dt
 from ..errors import InputError
 from ..store import reports as sql
-from ..store.readers import require_program
+from ..store.programs import require_program
 from .shape import CENT, Report, cash, codes, pct, span
 
 

@@ -14,7 +14,7 @@ from typing import Iterable
 from ..core.values import SCALE, ts_or_now
 from ..errors import InputError
 from ..store import programs as program_store
-from ..store.readers import require_program
+from ..store.programs import require_program
 
 CENT = Decimal("0.01")
 ONE_DP = Decimal("0.1")

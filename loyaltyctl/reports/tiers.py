@@ -8,7 +8,7 @@ from decimal import Decimal
 from ..core.values import SCALE, money, shift, ts_or_now
 from ..store import programs as program_store
 from ..store import reports as sql
-from ..store.readers import require_program
+from ..store.programs import require_program
 from .shape import Report, one_dp
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.program import Program, unknown_program
 from .connection import Database
 
 
@@ -32,6 +33,29 @@ def current(db: Database, code: str | None = None) -> list[Applied]:
 
 def codes(db: Database) -> list[str]:
     return [r[0] for r in db.all("SELECT code FROM programs ORDER BY code")]
+
+
+_PROGRAMS = """SELECT p.code, p.current_version, v.id, v.definition FROM programs p
+               JOIN program_versions v ON v.program_code = p.code AND v.version = p.current_version"""
+
+
+def programs(db: Database) -> dict[str, Program]:
+    """Every applied program's current version, by code."""
+    rows = db.all(_PROGRAMS + " ORDER BY p.code")
+    return {code: Program.from_json(definition, version, vid) for code, version, vid, definition in rows}
+
+
+def program(db: Database, code: str) -> Program | None:
+    row = db.one(_PROGRAMS + " WHERE p.code = ?", (code,))
+    return None if row is None else Program.from_json(row[3], row[1], row[2])
+
+
+def require_program(db: Database, code: str) -> Program:
+    """The current version of a program; an unknown code is an error naming the known ones."""
+    found = program(db, code)
+    if found is None:
+        raise unknown_program(code, [r[0] for r in db.all("SELECT code FROM programs")])
+    return found
 
 
 def definition_of_version(db: Database, version_id: int) -> tuple[int, str]:

@@ -3,14 +3,14 @@ set queries whatever the batch size; one command is a batch of one."""
 
 from __future__ import annotations
 
-from ..core.program import Program, unknown_program
 from ..core.records import (
-    Adjust, Book, Enrollment, Entry, Event, Join, Lot, MemberState, Payment, Prior, Purchase,
-    PurchaseLine, Qualifying, Redeem, Ref, Refund, TierChange,
+    Book, Enrollment, Entry, Lot, MemberState, Payment, Prior, PurchaseLine, Qualifying, Ref, TierChange,
 )
+from ..core.commands import Adjust, Event, Join, Purchase, Redeem, Refund
 from ..core.values import shift
 from .connection import Database
 from .fragments import qualifying_kinds, qualifying_value
+from .programs import programs
 
 ENTRY_FIELDS = ("id", "txn_id", "enrollment_id", "kind", "rule_kind", "program_version_id", "points", "effective_at",
                 "recorded_at", "rule_index", "uncovered", "amount_e4", "rate", "tier", "multiplier", "partner", "event",
@@ -20,31 +20,6 @@ ENTRY_COLUMNS = ", ".join(f"e.{c}" for c in ENTRY_FIELDS)
 
 def entry_of(row) -> Entry:
     return Entry(*row[:len(ENTRY_FIELDS)])
-
-
-# --- programs -------------------------------------------------------------------------------
-
-_PROGRAMS = """SELECT p.code, p.current_version, v.id, v.definition FROM programs p
-               JOIN program_versions v ON v.program_code = p.code AND v.version = p.current_version"""
-
-
-def programs(db: Database) -> dict[str, Program]:
-    """Every applied program's current version, by code."""
-    rows = db.all(_PROGRAMS + " ORDER BY p.code")
-    return {code: Program.from_json(definition, version, vid) for code, version, vid, definition in rows}
-
-
-def program(db: Database, code: str) -> Program | None:
-    row = db.one(_PROGRAMS + " WHERE p.code = ?", (code,))
-    return None if row is None else Program.from_json(row[3], row[1], row[2])
-
-
-def require_program(db: Database, code: str) -> Program:
-    """The current version of a program; an unknown code is an error naming the known ones."""
-    found = program(db, code)
-    if found is None:
-        raise unknown_program(code, [r[0] for r in db.all("SELECT code FROM programs")])
-    return found
 
 
 # --- a book for a batch of commands ---------------------------------------------------------
