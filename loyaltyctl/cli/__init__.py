@@ -123,7 +123,8 @@ def _only(full: typer.Typer, argv: list[str]) -> typer.Typer:
             continue
         if arg.startswith("-"):
             if arg in ("-h", "--help") and not names:
-                return _with(full, full.registered_commands, [_group(g, []) for g in full.registered_groups])
+                return _with(full, [_summary(c) for c in full.registered_commands],
+                             [_group(g, []) for g in full.registered_groups])
             i += 1
             continue
         names.append(arg)
@@ -156,4 +157,18 @@ def _group(info, commands: list):
 
     part = copy.copy(info)
     part.typer_instance = _with(info.typer_instance, commands, [])
+    return part
+
+
+def _summary(info):
+    """A copy of a command's registration for the root's help page, which shows only its name,
+    panel and help: its callback takes no parameters, so none are built."""
+    import copy
+
+    def stand_in():
+        pass
+
+    stand_in.__name__, stand_in.__doc__ = info.callback.__name__, info.callback.__doc__
+    part = copy.copy(info)
+    part.callback = stand_in
     return part

@@ -166,6 +166,7 @@ class Group(TyperGroup):
 
         install(self)  # plain parameters skip pydantic (start-up time)
         _untyped_flags(self)
+        _help_pages(self)
         if os.environ.get("NO_COLOR") and (sys.stdout.isatty() or sys.stderr.isatty()):
             import typer.rich_utils  # help and usage errors: plain text on a terminal too
 
@@ -237,6 +238,21 @@ def _untyped_flags(command) -> None:
         help_option.metavar = ""
     for sub in getattr(command, "commands", {}).values():
         _untyped_flags(sub)
+
+
+def _help_pages(command) -> None:
+    """Help pages drawn by cli/helptext (Typer's layout without typer.rich_utils' imports),
+    imported only when a page is asked for; TYPER_USE_RICH=0 keeps click's plain pages."""
+    if getattr(command, "rich_markup_mode", None) == "rich":
+        command.format_help = lambda ctx, formatter, command=command: _help_page(command, ctx)
+    for sub in getattr(command, "commands", {}).values():
+        _help_pages(sub)
+
+
+def _help_page(command, ctx) -> None:
+    from .helptext import page
+
+    page(command, ctx)
 
 
 def _click_exceptions():
@@ -393,7 +409,7 @@ def default_program(value: str | None, database=None) -> str | None:
     code, source = configured_program()
     if code and database is not None:
         from ..errors import NotFound
-        from ..store.readers import require_program
+        from ..store.programs import require_program
 
         try:
             require_program(database, code)
