@@ -176,7 +176,8 @@ def loaded_modules(args: list[str], env: dict) -> tuple[set[str], str]:
             f"sys.argv = ['loyaltyctl', *{args!r}]\n"
             "try:\n    runpy.run_module('loyaltyctl', run_name='__main__')\n"
             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
-            "print('MODULES', *sorted({m.split('.')[0] for m in sys.modules}))\n")
+            "print('MODULES', *sorted({m.split('.')[0] for m in sys.modules}))\n"
+            "print('SUBMODULES', *sorted(m for m in sys.modules if '.' in m))\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     line = [x for x in out.stdout.splitlines() if x.startswith("MODULES ")][-1]
@@ -195,6 +196,15 @@ def test_everyday_commands_do_not_import_heavy_modules(tmp_path):
     # the table is plain text (issue 19): not even Rich
     modules, _ = loaded_modules(["member", "show", "D0002"], env)
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_help_pages_skip_typers_rich_utils_and_markdown(tmp_path):
+    env = env_without_config(tmp_path, LOYALTYCTL_DB=str(tmp_path / "d.db"))
+    for args in (["--help"], ["member", "show", "--help"]):
+        _, stdout = loaded_modules(args, env)
+        submodules = set([x for x in stdout.splitlines() if x.startswith("SUBMODULES ")][-1].split()[1:])
+        assert "Usage" in stdout and "rich.table" in submodules, args
+        assert not submodules & {"typer.rich_utils", "rich.markdown", "rich.traceback"}, args
 
 
 def test_fast_path_runs_the_same_commands_as_the_full_app(tmp_path):
@@ -434,3 +444,41 @@ def _unstamped(dump: str) -> str:
     from conftest import NOW
 
     return re.sub(NOW[:10] + r"T\d\d:\d\d:\d\dZ", "<now>", dump)
+
+
+@pytest.mark.parametrize("width,colour", [("60", False), ("100", True)])
+def test_help_pages_are_typers_pages_without_its_imports(monkeypatch, width, colour):
+    """cli/helptext draws every help page as typer.rich_utils would, character for character
+    (it exists only to skip rich_utils' Markdown and traceback imports at start-up)."""
+    import contextlib
+
+    import typer.rich_utils
+
+    from loyaltyctl.cli.helptext import page
+
+    monkeypatch.setenv("COLUMNS", width)
+    if colour:  # styles too: both draw for a terminal
+        monkeypatch.setenv("FORCE_COLOR", "1")
+        monkeypatch.setattr(typer.rich_utils, "FORCE_TERMINAL", True)
+    root = typer.main.get_command(app)
+
+    def pages(cmd, path):
+        yield path, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from pages(sub, (*path, name))
+
+    def drawn(draw, cmd, path) -> str:
+        ctx = cmd.make_context(" ".join(("loyaltyctl", *path)), [], resilient_parsing=True)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            draw(cmd, ctx)
+        return out.getvalue()
+
+    seen = 0
+    for path, cmd in pages(root, ()):
+        ours = drawn(page, cmd, path)
+        typers = drawn(lambda c, ctx: typer.rich_utils.rich_format_help(obj=c, ctx=ctx, markup_mode="rich"), cmd, path)
+        assert ours == typers, path
+        assert "Usage:" in ours and "loyaltyctl" in ours and ("\x1b[" in ours) is colour
+        seen += 1
+    assert seen > 40
