@@ -441,6 +441,23 @@ def test_report_expiring(coffee):
     assert "no points expiring" in coffee("report", "expiring", "--as-of", "2026-02-01T00:00:00Z").stdout
 
 
+def test_report_expiring_orders_fixed_and_inactivity_deadlines_together(coffee, tmp_path):
+    coffee("program", "apply", str(program_file(tmp_path, "idle", "books", ("after_days: 730", "inactivity_days: 100"))))
+    for m in ("M1", "M2"):
+        enroll(coffee, m)
+        enroll(coffee, m, "idle")
+    coffee("earn", "M1", "--amount", "300", "-p", "coffee", "--at", "2026-01-10T00:00:00Z")  # coffee: 2027-01-10
+    coffee("earn", "M2", "--amount", "40", "--program", "idle", "--at", "2026-09-25T00:00:00Z")  # idle: 2027-01-03
+    coffee("earn", "M2", "--amount", "70", "--program", "idle", "--at", "2026-09-30T00:00:00Z")  # ... now 2027-01-08
+    coffee("earn", "M1", "--amount", "20", "--program", "idle", "--at", "2026-10-05T00:00:00Z")  # idle: 2027-01-13
+    rows = coffee.json("report", "expiring", "--within", "30", "--as-of", "2026-12-25T00:00:00Z")
+    assert [(r["member_id"], r["program_code"], r["points"], r["lots"], r["first_expiry"]) for r in rows] == [
+        ("M2", "idle", 110, 2, "2027-01-08T00:00:00Z"), ("M1", "coffee", 300, 1, "2027-01-10T00:00:00Z"),
+        ("M1", "idle", 20, 1, "2027-01-13T00:00:00Z")]
+    assert coffee.json("report", "expiring", "--within", "30", "--as-of", "2026-12-25T00:00:00Z",
+                       "--program", "idle", "--min-points", "50") == rows[:1]
+
+
 # --- concurrency -------------------------------------------------------------------------
 
 

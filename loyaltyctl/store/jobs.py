@@ -211,18 +211,24 @@ def record_job(db: Database, job: str, program: str | None, as_of: str, summary:
 
 
 def _expiring_sql(db: Database, program: str | None) -> str:
-    """Members with points in lots expiring in (t, until], as they stand at t."""
+    """Members with points in lots expiring in (t, until], as they stand at t. Lots with a
+    fixed expiry are a range of the open-lots expiry index; only lots with inactivity expiry
+    need their deadline computed."""
     f = fragments(db.dialect)
     sql = f"""SELECT e.member_id, m.name, CASE WHEN m.erased_at IS NULL THEN m.email END AS email, e.program_code,
-                    SUM(l.remaining) AS points,
-                    MIN({f.lot_expiry}) AS first_expiry, count(*) AS lots
-             FROM lots l JOIN enrollments e ON e.id = l.enrollment_id JOIN members m ON m.member_id = e.member_id
-             WHERE l.remaining > 0 AND l.earned_at <= :t
-               AND ((l.inactivity_days IS NULL AND l.expires_at > :t AND l.expires_at <= :until)
-                    OR (l.inactivity_days IS NOT NULL AND {f.lot_expiry} > :t AND {f.lot_expiry} <= :until))"""
+                    SUM(x.remaining) AS points, MIN(x.expiry) AS first_expiry, count(*) AS lots
+             FROM (SELECT l.enrollment_id, l.remaining, l.expires_at AS expiry FROM lots l
+                   WHERE l.remaining > 0 AND l.inactivity_days IS NULL AND l.expires_at > :t AND l.expires_at <= :until
+                     AND l.earned_at <= :t
+                   UNION ALL
+                   SELECT y.enrollment_id, y.remaining, y.expiry
+                   FROM (SELECT l.enrollment_id, l.remaining, {f.lot_expiry} AS expiry FROM lots l
+                         WHERE l.remaining > 0 AND l.inactivity_days IS NOT NULL AND l.earned_at <= :t) y
+                   WHERE y.expiry > :t AND y.expiry <= :until) x
+             JOIN enrollments e ON e.id = x.enrollment_id JOIN members m ON m.member_id = e.member_id"""
     if program:
-        sql += " AND e.program_code = :program"
-    return sql + " GROUP BY e.member_id, m.name, m.email, m.erased_at, e.program_code HAVING SUM(l.remaining) >= :min"
+        sql += " WHERE e.program_code = :program"
+    return sql + " GROUP BY e.member_id, m.name, m.email, m.erased_at, e.program_code HAVING SUM(x.remaining) >= :min"
 
 
 def expiring(db: Database, t: str, until: str, program: str | None, min_points: int):
