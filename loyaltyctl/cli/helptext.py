@@ -76,7 +76,8 @@ def _console() -> Console:
 
 
 def _markup(text: str, style: str = "") -> Text:
-    return OPTIONS(Text.from_markup(inspect.cleandoc(text), style=style))
+    # emoji=False: no help text has :emoji: codes, and Rich's table of them is 2 ms to import
+    return OPTIONS(Text.from_markup(inspect.cleandoc(text), style=style, emoji=False))
 
 
 def _help_text(help: str):
