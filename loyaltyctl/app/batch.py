@@ -43,6 +43,8 @@ CHECKPOINT_PAGES = 50_000  # WAL checkpoint interval of a transactions import, i
 
 @dataclass
 class Summary:
+    """What an import did: rows applied, repeated and rejected, and how it ended."""
+
     applied: int = 0
     duplicates: int = 0
     rejected: int = 0

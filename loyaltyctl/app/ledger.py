@@ -56,6 +56,8 @@ def _with_real_ids(posting: Posting, ids) -> Posting:
 
 @dataclass(frozen=True)
 class TxnResult:
+    """What a recorded (or repeated) transaction did, as the CLI prints it."""
+
     status: str
     txn_id: str
     member_id: str
@@ -207,6 +209,8 @@ def anonymous_sale(db: Database, txn: str, program_code: str | None, amount: Dec
 
 @dataclass(frozen=True)
 class Enrolled:
+    """A new enrollment as the CLI prints it, with the referral credits it earned."""
+
     member_id: str
     program: str
     joined_at: str

@@ -26,18 +26,24 @@ class Line:
 
 @dataclass(frozen=True, slots=True)
 class Discount:
+    """A discount on a basket: on one category, or on the whole order."""
+
     amount: Decimal
     category: str | None = None  # None: order-wide
 
 
 @dataclass(frozen=True, slots=True)
 class Basket:
+    """A purchase as its lines and discounts (the till's receipt)."""
+
     lines: tuple[Line, ...]
     discounts: tuple[Discount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Purchase:
+    """A member's purchase: earns by the program's rules (amount, or a basket's lines)."""
+
     txn: str
     member: str
     program: str | None
@@ -52,6 +58,8 @@ class Purchase:
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """An engagement event (a review, a check-in ...) that earn rules may reward."""
+
     txn: str
     member: str
     program: str | None
@@ -62,6 +70,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Redeem:
+    """Points redeemed: for a catalogue reward, or a number of points."""
+
     txn: str
     member: str
     program: str | None
@@ -73,6 +83,8 @@ class Redeem:
 
 @dataclass(frozen=True, slots=True)
 class Refund:
+    """A purchase or redemption taken back, in whole or in part."""
+
     txn: str
     ref: str
     at: str
@@ -84,6 +96,8 @@ class Refund:
 
 @dataclass(frozen=True, slots=True)
 class Adjust:
+    """An operator's correction: a credit or debit with a reason."""
+
     txn: str
     member: str
     program: str | None
@@ -96,6 +110,8 @@ class Adjust:
 
 @dataclass(frozen=True, slots=True)
 class Opening:
+    """A balance carried over from another system, as one credit."""
+
     txn: str
     member: str
     program: str | None
@@ -110,6 +126,8 @@ NEVER = "never"
 
 @dataclass(frozen=True, slots=True)
 class AnonymousSale:
+    """A non-member purchase, recorded for analytics only."""
+
     txn: str
     program: str | None
     at: str
@@ -118,6 +136,8 @@ class AnonymousSale:
 
 @dataclass(frozen=True, slots=True)
 class Join:
+    """An enrollment: a member joins a program (referral rewards included)."""
+
     member: str
     program: str
     at: str
@@ -159,4 +179,6 @@ class Posting:
 
 @dataclass(frozen=True, slots=True)
 class Reject:
+    """A command the engine refused, and why."""
+
     error: Exception  # a LoyaltyError naming its field

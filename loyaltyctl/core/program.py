@@ -16,6 +16,8 @@ from ..errors import InputError, NotFound
 
 @dataclass(frozen=True)
 class Level:
+    """A tier: its qualifying threshold, earn multiplier and perks."""
+
     index: int
     name: str
     threshold: Decimal

@@ -23,6 +23,8 @@ def provisional(ident: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Enrollment:
+    """A member in one program: joined when, with which tags, referred by whom."""
+
     id: int
     member_id: str
     program: str
@@ -81,6 +83,8 @@ class Lot:
 
 @dataclass(frozen=True, slots=True)
 class Move:
+    """Points a debit took from a lot (a redemption, expiry or claw-back drawing on it)."""
+
     lot_id: int
     entry_id: int
     points: int
@@ -89,6 +93,8 @@ class Move:
 
 @dataclass(frozen=True, slots=True)
 class TierChange:
+    """A tier the enrollment held from effective_at (until the next change), and why."""
+
     id: int
     enrollment_id: int
     tier: str

@@ -23,6 +23,8 @@ from .values import fmt_ts, money, shift, to_dt
 
 @dataclass(frozen=True)
 class Earned:
+    """Points an amount earns, and the exact product they were rounded from."""
+
     points: int
     exact: Decimal  # the unrounded product
 

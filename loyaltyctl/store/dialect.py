@@ -17,6 +17,8 @@ _PG_TS = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
 
 @dataclass(frozen=True)
 class Dialect:
+    """What SQLite and PostgreSQL spell differently (epoch seconds, dates, hints)."""
+
     name: str
 
     def epoch(self, expr: str) -> str:

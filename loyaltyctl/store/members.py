@@ -14,6 +14,8 @@ from .fragments import fragments, tier_at as tier_at_sql
 
 @dataclass(frozen=True)
 class Member:
+    """A member row: who they are (name and email are gone once erased)."""
+
     member_id: str
     name: str | None
     email: str | None
@@ -116,6 +118,8 @@ def balance_at(db: Database, enrollment_id: int, t: str) -> int:
 
 @dataclass(frozen=True)
 class Counters:
+    """An enrollment's lifetime counters at a moment, and its next expiry."""
+
     earned: int
     opening: int
     redeemed: int
@@ -171,6 +175,9 @@ def qualifying_total(db: Database, enrollment_id: int, basis: str, start: str, t
 
 @dataclass(frozen=True)
 class Pending:
+    """A lot expired whose expiry the expire job has not recorded yet: when, the points it
+    will take, and by which rule (expiry or inactivity)."""
+
     lot_id: int
     expires_at: str
     points: int
