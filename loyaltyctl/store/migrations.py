@@ -266,6 +266,16 @@ V_PURCHASE_LINES = [
     )""",
 ]
 
+# Reports that count only the operator's own sales (ROI, ticket) filter purchases by rule_kind
+# (partner purchases are the partners' revenue): the purchases index carries it, so they still
+# read the index alone.
+V_PURCHASES_BY_RULE = [
+    "DROP INDEX entries_purchases",
+    """CREATE INDEX entries_purchases ON entries(enrollment_id, effective_at, amount_e4, rule_kind)
+       WHERE kind = 'earn' AND amount_e4 IS NOT NULL""",
+]
+
 MIGRATIONS: list[list[str]] = [V1, V_INACTIVITY, V_MEMBER_DATA, V_ANALYTICS, V_PURCHASE_GAPS, V_SEQUENCES,
-                               V_TIER_CAUSE, V_INACTIVITY_FROM, V_GAPS_BY_WRITERS, V_IDENTITY, V_PURCHASE_LINES]
+                               V_TIER_CAUSE, V_INACTIVITY_FROM, V_GAPS_BY_WRITERS, V_IDENTITY, V_PURCHASE_LINES,
+                               V_PURCHASES_BY_RULE]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -392,29 +392,39 @@ def _at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pr
 def ticket(db: Database, since: str, until: str, program: str | None, first_days: int) -> list:
     """Per program and segment: purchases (not wholly refunded) and their value net of refunds;
     segments: member purchases, anonymous sales, member purchases in the first `first_days`
-    days after joining, and afterwards."""
+    days after joining, and afterwards (the operator's own sales), and purchases at partners."""
     params: dict = {"since": since, "until": until}
     scope = _program_scope(params, program, "AND e.program_code = :program")
+    partner = "CASE WHEN p.rule_kind = 'partner' THEN 1 ELSE 0 END"
+    # One pass over the period's purchases, grouped by (partner, early); the segments are sums of
+    # those groups. Each enrollment's end of its first days is computed once, not per purchase.
     sql = f"""
-        WITH {_REFUNDED}, member AS (
-            SELECT e.program_code AS program,
-                   CASE WHEN p.effective_at < {db.dialect.add_days("e.joined_at", str(int(first_days)))}
-                        THEN 1 ELSE 0 END AS early,
-                   {_NET} AS net, p.rule_kind
-            FROM entries p JOIN enrollments e ON e.id = p.enrollment_id {_REFUNDS}
-            WHERE p.{PURCHASE} AND p.effective_at >= :since AND p.effective_at < :until {scope}
+        WITH {_REFUNDED}, enrolled AS MATERIALIZED (
+            SELECT e.id, e.program_code, {db.dialect.add_days("e.joined_at", str(int(first_days)))} AS early_until
+            FROM enrollments e WHERE 1 = 1 {scope}
         )
-        SELECT program, CASE WHEN rule_kind = 'partner' THEN 'partners' ELSE 'members' END AS segment, count(*) AS purchases,
-               COALESCE(SUM(net), 0) AS amount
-            FROM member WHERE net > 0 GROUP BY program, CASE WHEN rule_kind = 'partner' THEN 'partners' ELSE 'members' END
-        UNION ALL
-        SELECT program, CASE WHEN early = 1 THEN 'members_first' ELSE 'members_after' END, count(*), SUM(net)
-            FROM member WHERE net > 0 AND rule_kind <> 'partner' GROUP BY program, early
-        UNION ALL
-        SELECT s.program_code, 'anonymous', count(*), SUM(s.amount_e4) FROM anonymous_sales s
-            WHERE s.effective_at >= :since AND s.effective_at < :until
-            {"AND s.program_code = :program" if program else ""} GROUP BY s.program_code"""
-    return [dict(r) for r in db.all(sql, params)]
+        SELECT x.program, x.partner, x.early, count(*) AS purchases, SUM(x.net) AS amount
+        FROM (SELECT e.program_code AS program, {partner} AS partner,
+                     CASE WHEN p.effective_at < e.early_until THEN 1 ELSE 0 END AS early, {_NET} AS net
+              FROM entries p JOIN enrolled e ON e.id = p.enrollment_id {_REFUNDS}
+              WHERE p.{PURCHASE} AND p.effective_at >= :since AND p.effective_at < :until) x
+        WHERE x.net > 0
+        GROUP BY x.program, x.partner, x.early"""
+    segments: dict[tuple[str, str], list[int]] = {}
+    for r in db.all(sql, params):
+        names = ("partners",) if r["partner"] else ("members", "members_first" if r["early"] else "members_after")
+        for name in names:
+            total = segments.setdefault((r["program"], name), [0, 0])
+            total[0] += int(r["purchases"])
+            total[1] += int(r["amount"])
+    anonymous = f"""
+        SELECT s.program_code AS program, count(*) AS purchases, SUM(s.amount_e4) AS amount FROM anonymous_sales s
+        WHERE s.effective_at >= :since AND s.effective_at < :until {"AND s.program_code = :program" if program else ""}
+        GROUP BY s.program_code"""
+    for r in db.all(anonymous, params):
+        segments[(r["program"], "anonymous")] = [int(r["purchases"]), int(r["amount"])]
+    return [{"program": code, "segment": name, "purchases": n, "amount": amount}
+            for (code, name), (n, amount) in segments.items()]
 
 
 # --- milestones ------------------------------------------------------------------------------
