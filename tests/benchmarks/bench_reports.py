@@ -184,7 +184,7 @@ def pg_copy(path: str):
     target = pg.with_search_path(url, "bench_reports")
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "loyaltyctl", "db", "copy", path, target], check=True)
-    print(f"copied to PostgreSQL in {time.perf_counter() - t:.1f}s (no ANALYZE: as an operator's ledger would be)")
+    print(f"copied to PostgreSQL in {time.perf_counter() - t:.1f}s (db copy ends with ANALYZE, as for an operator)")
     return open_db(target)
 
 
