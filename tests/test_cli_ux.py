@@ -449,12 +449,14 @@ def _unstamped(dump: str) -> str:
 @pytest.mark.parametrize("width,colour", [("60", False), ("100", True)])
 def test_help_pages_are_typers_pages_without_its_imports(monkeypatch, width, colour):
     """cli/helptext draws every help page as typer.rich_utils would, character for character
-    (it exists only to skip rich_utils' Markdown and traceback imports at start-up)."""
+    (it exists to skip rich_utils' Markdown and traceback imports at start-up), but for one
+    choice: a paragraph's single line breaks are joined (helptext.rewrap), so Typer is given
+    the rewrapped text."""
     import contextlib
 
     import typer.rich_utils
 
-    from loyaltyctl.cli.helptext import page
+    from loyaltyctl.cli.helptext import page, rewrap
 
     monkeypatch.setenv("COLUMNS", width)
     if colour:  # styles too: both draw for a terminal
@@ -477,8 +479,26 @@ def test_help_pages_are_typers_pages_without_its_imports(monkeypatch, width, col
     seen = 0
     for path, cmd in pages(root, ()):
         ours = drawn(page, cmd, path)
-        typers = drawn(lambda c, ctx: typer.rich_utils.rich_format_help(obj=c, ctx=ctx, markup_mode="rich"), cmd, path)
+        original = cmd.help
+        cmd.help = rewrap(original) if original else original
+        try:
+            typers = drawn(lambda c, ctx: typer.rich_utils.rich_format_help(obj=c, ctx=ctx, markup_mode="rich"), cmd,
+                           path)
+        finally:
+            cmd.help = original
         assert ours == typers, path
         assert "Usage:" in ours and "loyaltyctl" in ours and ("\x1b[" in ours) is colour
         seen += 1
     assert seen > 40
+
+
+def test_help_text_paragraphs_wrap_at_the_terminal_and_lists_keep_their_lines(tmp_path):
+    from loyaltyctl.cli.helptext import rewrap
+
+    assert rewrap("First line\n    goes on.\n\n    Second paragraph,\n    one line.") == (
+        "First line goes on.\n\nSecond paragraph, one line.")
+    assert rewrap("Title.\n\n\b\na = 1;\nb = 2;\n\nTail\nend.") == "Title.\n\na = 1;\nb = 2;\n\nTail end."
+    page = run(["report", "roi", "--help"], tmp_path, COLUMNS="80").stdout
+    assert "\n repeat revenue = those made after" in page  # the list keeps its lines
+    page = run(["import", "transactions", "--help"], tmp_path, COLUMNS="80").stdout
+    assert "member_id on a purchase is an anonymous sale" in page  # no stub line where the docstring broke

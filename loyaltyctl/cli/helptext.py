@@ -80,11 +80,17 @@ def _markup(text: str, style: str = "") -> Text:
     return OPTIONS(Text.from_markup(inspect.cleandoc(text), style=style, emoji=False))
 
 
+def rewrap(help: str) -> str:
+    """The help text with each paragraph's single line breaks joined, so the terminal wraps
+    them (Typer keeps them after the first paragraph: a docstring line wider than the
+    terminal then leaves a stub line); a paragraph that starts with \\b keeps its lines, as in click."""
+    paragraphs = inspect.cleandoc(help).split("\n\n")
+    return "\n\n".join(p[1:].lstrip("\n") if p.startswith("\b") else p.replace("\n", " ") for p in paragraphs)
+
+
 def _help_text(help: str):
-    """The first paragraph as one line, the rest dim (single line breaks kept)."""
-    first, *rest = inspect.cleandoc(help).partition("\f")[0].split("\n\n")
-    if not first.startswith("\b"):
-        first = first.replace("\n", " ")
+    """The first paragraph as one line, the rest dim."""
+    first, *rest = rewrap(help).partition("\f")[0].split("\n\n")
     parts = [_markup(first.strip())]
     if rest:
         parts += [Text(""), _markup("\n\n".join(rest), style="dim")]

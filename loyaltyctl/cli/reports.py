@@ -174,12 +174,15 @@ def roi(
 ):
     """Return on the program over a period (default: since the first enrollment, until now).
 
+    \b
     revenue = members' purchases in the period, net of refunds;
     repeat revenue = those made after the member's first purchase ever;
-    reward cost = points redeemed in the period (net of cancellations) x point_value;
-    operating cost = --cost, else cost_per_month x calendar months in the period
-    (pro-rated by the seconds of each month), else 0;
-    ROI % = (repeat revenue - reward cost - operating cost) / (reward cost + operating cost) x 100.
+    reward cost = points redeemed in the period (net of cancellations)
+      x point_value;
+    operating cost = --cost, else cost_per_month x calendar months in the
+      period (pro-rated by the seconds of each month), else 0;
+    ROI % = (repeat revenue - reward cost - operating cost)
+      / (reward cost + operating cost) x 100.
 
     Example: loyaltyctl report roi --program coffee --since 2026-01-01 --until 2026-07-01 --cost 1800
     """
