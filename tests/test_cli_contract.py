@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from commands import CASES, CREATORS, fill, foreign, leaves, ledger
+from commands import CASES, fill, foreign, leaves, ledger
 from conftest import PROGRAMS, Cli, clean_env
 from loyaltyctl.cli import app
 

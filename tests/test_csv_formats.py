@@ -51,7 +51,7 @@ def test_a_semicolon_file_gets_a_hint_then_imports_with_delimiter(shop, tmp_path
 
 def test_a_tab_separated_file_gets_a_hint_then_imports_with_delimiter_tab(shop, tmp_path):
     path = tmp_path / "export.tsv"
-    path.write_text(f"member_id\tprogram\tname\nN1\tcoffee\tNora\n")
+    path.write_text("member_id\tprogram\tname\nN1\tcoffee\tNora\n")
     assert "looks tab-separated: import it with --delimiter '\\t'" in shop.fail("import", "members", str(path))
     for spelling in ("\t", "\\t", "tab"):
         r = shop("import", "members", str(path), "--delimiter", spelling, "--format", "json")
@@ -106,7 +106,7 @@ def test_import_messages_speak_of_columns_never_of_options_or_python(shop, tmp_p
         f"b1,M1,purchase,{AT},,,,,,,", f"b2,M1,purchase,{AT},abc,,,,,,", f"b3,M1,event,{AT},,,,,,,",
         f"b4,M1,redeem,{AT},,,,,,,", f"b5,M1,refund,{AT},,,,,,,", f"b6,M1,adjust,{AT},,,5,,,,",
         f"b7,M1,opening,{AT},,,,,,,", f"b8,M1,gift,{AT},,,,,,,", f"b9,,redeem,{AT},,,5,,,,",
-        f"b10,M1,purchase,2026-02-30T10:00:00Z,5,,,,,,", f"b11,M1,purchase,{AT},5,nowhere,,,,,",
+        "b10,M1,purchase,2026-02-30T10:00:00Z,5,,,,,,", f"b11,M1,purchase,{AT},5,nowhere,,,,,",
         f"b12,M2,purchase,{AT},5,,,,,,",  # in two programs, the file has no program column
         f",M1,purchase,{AT},5,,,,,,", f"b13,M1,purchase,{AT},5\rx,,,,,,", f"b14,M1,redeem,{AT},,,5,free_coffee,,,",
         f"b15,M1,event,{AT},,,,,,nope,", f"b16,M1,purchase,{AT},1.234,,,,,,", f"b17,M1,redeem,{AT},,,-5,,,,",

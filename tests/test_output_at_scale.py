@@ -4,7 +4,6 @@ list's totals, --all for every row, --limit bounds, and JSON that streams to the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -22,7 +21,6 @@ def crowd(tmp_path):
     db = tmp_path / "crowd.db"
     env = env_without_config(tmp_path, LOYALTYCTL_DB=str(db), LOYALTYCTL_NOW="2026-03-01T00:00:00Z")
     subprocess.run([EXE, "init"], env=env, check=True, capture_output=True)
-    programs = tmp_path / "programs"
     subprocess.run([EXE, "program", "apply", str(_coffee()), "--yes"], env=env, check=True, capture_output=True)
     members = tmp_path / "members.csv"
     members.write_text("member_id,program,name,joined_at\n" + "".join(

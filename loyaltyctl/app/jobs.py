@@ -95,7 +95,6 @@ def _review_program(db: Database, d, at: str, recorded: str, dry_run: bool) -> l
     changes, out = [], []
     for r, case in decided:
         target = rules.review_target(d, case)
-        current = d.level(case.tier)
         direction = rules.review_direction(d, case, removed.get(case.tier))
         changes.append((r["id"], target.name, case.tier, "review",
                         rules.review_reason(d, case, target), d.version_id, None, at, recorded))

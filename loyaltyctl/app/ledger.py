@@ -123,10 +123,10 @@ class Order:
 
     def purchase_only(self) -> str | None:
         """The option that makes this a purchase, if any (an event may carry none)."""
-        for field, given in (("lines", self.lines or self.basket), ("discount", self.discounts),
-                             ("paid_points", self.pay_points), ("no_points", self.no_points)):
+        for option, given in (("lines", self.lines or self.basket), ("discount", self.discounts),
+                              ("paid_points", self.pay_points), ("no_points", self.no_points)):
             if given:
-                return field
+                return option
         return None
 
     def basket_of(self):
