@@ -290,6 +290,9 @@ def _connect(url: str) -> PgDatabase:
     conn.adapters.register_dumper(int, Int8Dumper)
     # The same wait as SQLite's busy timeout, read when connecting (tests lower it).
     conn.execute(f"SET lock_timeout = '{int(waits.BUSY_TIMEOUT_MS)}ms'")
+    # No JIT: the reports' plans cost enough to trigger it, and compiling them took longer than
+    # running them (at-risk on 1M entries: 4.4 s of JIT in 8.1 s; bench_reports.py --pg).
+    conn.execute("SET jit = off")
     return PgDatabase(conn, url)
 
 
