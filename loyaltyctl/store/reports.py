@@ -321,7 +321,8 @@ def _at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pr
     # (n / 2 + 1 of them), or, n even and exactly n / 2 below, iff the largest gap below c plus
     # the smallest other is under 2 S / factor. Only the lagging enrollments' gaps are ranked,
     # for the median shown. The balance at :t of each flagged enrollment: its lots' points at :t
-    # (as in _lot_points_at) and its debt (the cached total less entries after :t).
+    # (as in _lot_points_at) and its debt (the cached total less entries after :t); the moves
+    # after :t are few (none at now), so they are read first (`later`), on either backend.
     d = db.dialect
     f = fragments(d)
     params: dict = {"t": t, "ts": db.scalar(f"SELECT {d.epoch(':t')}", {"t": t}), "num": num, "den": den,
@@ -356,14 +357,15 @@ def _at_risk(db: Database, t: str, num: int, den: int, soon: str, quiet: str, pr
                               AND a.effective_at > :quiet AND a.effective_at <= :t)
         ), flagged AS (
             SELECT eid FROM lagging UNION SELECT eid FROM idle
+        ), later AS MATERIALIZED (
+            SELECT l.enrollment_id AS eid, -m.points AS points FROM lot_moves m {d.cross_join()} lots l ON l.id = m.lot_id
+            WHERE m.effective_at > :t AND l.earned_at <= :t AND {f.lot_alive}
         ), bal AS (
             SELECT eid, SUM(points) AS balance FROM (
                 SELECT l.enrollment_id AS eid, l.remaining AS points FROM flagged f {d.cross_join()} lots l
                 ON l.enrollment_id = f.eid WHERE {f.plus}l.remaining > 0 AND l.earned_at <= :t AND {f.lot_alive}
                 UNION ALL
-                SELECT l.enrollment_id, -m.points FROM lot_moves m {d.cross_join()} lots l ON l.id = m.lot_id
-                WHERE m.effective_at > :t AND l.enrollment_id IN (SELECT eid FROM flagged) AND l.earned_at <= :t
-                  AND {f.lot_alive}
+                SELECT eid, points FROM later WHERE eid IN (SELECT eid FROM flagged)
                 UNION ALL
                 SELECT n.id, n.uncovered - COALESCE((SELECT SUM(u.uncovered) FROM entries u
                                                      WHERE u.enrollment_id = n.id AND u.effective_at > :t), 0)
