@@ -166,11 +166,7 @@ class Group(TyperGroup):
 
         install(self)  # plain parameters skip pydantic (start-up time)
         _untyped_flags(self)
-        _help_pages(self)
-        if os.environ.get("NO_COLOR") and (sys.stdout.isatty() or sys.stderr.isatty()):
-            import typer.rich_utils  # help and usage errors: plain text on a terminal too
-
-            typer.rich_utils.COLOR_SYSTEM = None
+        _help_pages(self)  # they follow NO_COLOR; usage errors are ours (_usage_error) and do too
         if os.environ.get("_LOYALTYCTL_COMPLETE"):
             # Shell completion protocol (add_completion=False keeps --install-completion out of
             # the help, and with it Typer's registration of its bash/zsh/fish classes).

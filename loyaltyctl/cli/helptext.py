@@ -1,8 +1,9 @@
 """Help pages in Typer's panel layout (usage, help text, argument, option and command
-panels), drawn with Rich's console, table and panel alone.
+panels), drawn with Rich's console, table, panel and columns alone.
 
 typer.rich_utils draws the same pages but imports Rich's Markdown, traceback and syntax
-modules for features these pages do not use: about 40 ms, a fifth of `--help` (issue 19)."""
+modules for features these pages do not use: about 40 ms, a fifth of `--help` (issue 19).
+One deliberate difference: help paragraphs are rewrapped (see rewrap)."""
 
 from __future__ import annotations
 
