@@ -85,25 +85,27 @@ def main() -> None:
     if any(k == "_LOYALTYCTL_COMPLETE" for k in os.environ):
         _with_modules(ORDER)()  # shell completion needs the whole tree
         return
-    module = MODULES.get(_command_name(sys.argv[1:]) or "")
+    words = _words(sys.argv[1:])
+    module = MODULES.get(words[0]) if words else None
     full = _with_modules([module] if module else ORDER)
     _only(full, sys.argv[1:])()
 
 
-def _command_name(argv: list[str]) -> str | None:
-    """The command the arguments name (None for the root's own options, such as --help)."""
-    i = 0
-    while i < len(argv):
+def _words(argv: list[str]) -> list[str] | None:
+    """The command the arguments name, and its subcommand if any (at most two words, options
+    and --db's value skipped); None when the root's own help is asked for first."""
+    words, i = [], 0
+    while i < len(argv) and len(words) < 2:
         arg = argv[i]
-        if arg == "--db":
+        if arg == "--db" and not words:
             i += 2
             continue
-        if arg in ("-h", "--help"):
+        if arg in ("-h", "--help") and not words:
             return None
         if not arg.startswith("-"):
-            return arg
+            words.append(arg)
         i += 1
-    return None
+    return words
 
 
 def _only(full: typer.Typer, argv: list[str]) -> typer.Typer:
@@ -113,34 +115,28 @@ def _only(full: typer.Typer, argv: list[str]) -> typer.Typer:
     the one that runs. Help, errors and behaviour are those of the full app: with
     no recognisable command name, or an unknown one, the full app runs; the root's
     own help lists every command without building their options."""
-    from typer.main import get_command_name
-
-    names, i = [], 0
-    while i < len(argv) and len(names) < 2:
-        arg = argv[i]
-        if arg == "--db" and not names:
-            i += 2
-            continue
-        if arg.startswith("-"):
-            if arg in ("-h", "--help") and not names:
-                return _with(full, [_summary(c) for c in full.registered_commands],
-                             [_group(g, []) for g in full.registered_groups])
-            i += 1
-            continue
-        names.append(arg)
-        i += 1
-    if not names:
+    words = _words(argv)
+    if words is None:
+        return _with(full, [_summary(c) for c in full.registered_commands],
+                     [_group(g, []) for g in full.registered_groups])
+    if not words:
         return full if "--version" not in argv else _with(full, [], [])
-    commands = [c for c in full.registered_commands if (c.name or get_command_name(c.callback.__name__)) == names[0]]
-    groups = [g for g in full.registered_groups if g.name == names[0]]
+    commands = _named(full.registered_commands, words[0])
+    groups = [g for g in full.registered_groups if g.name == words[0]]
     if not commands and not groups:
         return full
-    if groups and len(names) > 1:
-        subcommands = [c for c in groups[0].typer_instance.registered_commands
-                       if (c.name or get_command_name(c.callback.__name__)) == names[1]]
+    if groups and len(words) > 1:
+        subcommands = _named(groups[0].typer_instance.registered_commands, words[1])
         if subcommands:
             groups = [_group(groups[0], subcommands)]
     return _with(full, commands, groups)
+
+
+def _named(infos: list, name: str) -> list:
+    """The registered commands called `name` on the command line."""
+    from typer.main import get_command_name
+
+    return [c for c in infos if (c.name or get_command_name(c.callback.__name__)) == name]
 
 
 def _with(full: typer.Typer, commands: list, groups: list) -> typer.Typer:
