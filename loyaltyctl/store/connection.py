@@ -16,7 +16,7 @@ from typing import Iterator
 
 from ..errors import DatabaseError, Retry
 from . import waits
-from .dialect import SQLITE
+from .dialect import SQLITE, insert_sql
 from .migrations import APPLICATION_ID, LEGACY_TABLES, META_TABLE, MIGRATIONS, SCHEMA_VERSION
 
 
@@ -204,7 +204,7 @@ class Database:
 
     def load(self, table: str, columns: list[str], batches) -> int:
         """Insert batches of rows (tuples in `columns` order) into `table`; returns how many."""
-        sql = f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+        sql = insert_sql(table, columns)
         count = 0
         for rows in batches:
             self.conn.executemany(sql, rows)

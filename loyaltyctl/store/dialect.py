@@ -95,6 +95,11 @@ POSTGRES = Dialect("postgresql")
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|::|:[A-Za-z_][A-Za-z0-9_]*|\?|%|[^'\":?%]+|.", re.S)
 
 
+def insert_sql(table: str, columns) -> str:
+    """An INSERT of one row into `table`, with ? placeholders (both backends' executemany take them)."""
+    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+
+
 @lru_cache(maxsize=2048)
 def to_pyformat(sql: str) -> str:
     """SQLite's :name and ? placeholders as psycopg's %(name)s and %s, outside quoted text

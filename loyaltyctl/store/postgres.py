@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import DatabaseError, Retry
 from . import waits
-from .dialect import POSTGRES, to_pyformat
+from .dialect import POSTGRES, insert_sql, to_pyformat
 
 # SCHEMA below is the ledger at this version; later versions run SQLite's own migrations,
 # written in the SQL both backends share (see pg_migration).
@@ -104,8 +104,7 @@ class PgDatabase:
         """Append rows to a table: COPY for a batch (an import's chunk), INSERT for a few."""
         rows = list(rows)
         if len(rows) < COPY_FROM:
-            self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                             rows)
+            self.executemany(insert_sql(table, columns), rows)
             return
         _errors(self, lambda: self._copy(table, columns, [rows]))
 

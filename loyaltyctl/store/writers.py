@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..core.records import provisional
 from ..core.commands import Posting
+from ..core.records import provisional
 from .connection import Database
 from .derived import refresh_gaps
 
